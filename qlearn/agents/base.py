@@ -1,0 +1,57 @@
+"""The agent interface every trainer drives: ``act``, ``update`` and a complete ``state_dict``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qlearn.types import Batch, Metrics
+
+
+class Agent(nn.Module):
+    """Owns networks, target networks, optimizers and an update counter — never an env, buffer or logger.
+
+    ``state_dict()`` holds the networks (from ``nn.Module``) plus, through the extra-state hook,
+    the optimizer states and the update counter, so one call captures everything a resume needs.
+    Subclasses list their optimizers in ``self.optimizers`` (name -> optimizer).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.num_updates = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions for a batch of observations ``[E, *obs_shape]``."""
+        raise NotImplementedError
+
+    def update(self, batch: Batch) -> Metrics:
+        """One gradient step on ``batch``; returns detached scalar tensors (no host sync)."""
+        raise NotImplementedError
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "num_updates": self.num_updates,
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.num_updates = int(state["num_updates"])
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # Keep optimizer state (Adam moments) on the same device as the parameters after .to().
+        result = super()._apply(fn, recurse)
+        for opt in self.optimizers.values():
+            for state in opt.state.values():
+                for key, value in state.items():
+                    if isinstance(value, Tensor) and key != "step":
+                        state[key] = fn(value)
+        return result

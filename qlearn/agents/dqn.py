@@ -1,0 +1,130 @@
+"""DQN template: Double DQN, dueling, n-step and prioritized replay are blocks and settings, not subclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qlearn.agents.base import Agent
+from qlearn.errors import QlearnError
+from qlearn.losses.td import td_loss
+from qlearn.networks.q import build_q_network
+from qlearn.targets import GreedyNextValue, td_target
+from qlearn.types import Batch, EnvSpec, Metrics
+from qlearn.updaters import PolyakUpdate, make_target
+
+NextValue = Callable[[nn.Module, nn.Module, Tensor], Tensor]
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam, lr 2.5e-4 (CleanRL dqn.py / Nature DQN's learning rate)."""
+    return torch.optim.Adam(params, lr=2.5e-4)
+
+
+class DQN(Agent):
+    """Deep Q-learning (Mnih et al., 2015, Alg. 1) with the bootstrapped value as a swappable block.
+
+    Loss on a batch: ``L = mean_i w_i * l(Q(s_i, a_i) - y_i)`` with
+    ``y_i = r_i + discount_i * (1 - terminated_i) * next_value(s'_i)``, where ``next_value`` is
+    ``GreedyNextValue`` (DQN: ``max_a' Q_target(s', a')``) or ``DoubleQNextValue`` (Double DQN,
+    van Hasselt et al., 2016, Eq. 4) and ``l`` is Huber or squared error.
+    ``discount_i`` is ``gamma`` or the n-step ``gamma**k`` the buffer supplies; ``w_i`` are
+    prioritized-replay importance weights when present (Schaul et al., 2016, Alg. 1 line 12).
+
+    Args:
+        q: any module mapping observations ``[B, *obs_shape]`` to Q-values ``[B, A]``.
+        num_actions: size of the discrete action space.
+        optimizer: factory called with ``q.parameters()``.
+        next_value: block computing ``[B]`` bootstrap values from ``(q, q_target, next_obs)``.
+        target_updater: moves ``q_target`` toward ``q``; its ``every`` counts update calls.
+        gamma: discount for one-step batches.
+        loss: ``"huber"`` or ``"mse"``.
+        max_grad_norm: global gradient-norm clip, or ``None``.
+        regularizer: optional extra loss term ``f(q_all [B, A], action [B]) -> scalar`` (e.g. CQL).
+    """
+
+    def __init__(
+        self,
+        q: nn.Module,
+        num_actions: int,
+        *,
+        optimizer: OptimizerFactory = default_optimizer,
+        next_value: NextValue | None = None,
+        target_updater: PolyakUpdate | None = None,
+        gamma: float = 0.99,
+        loss: str = "huber",
+        max_grad_norm: float | None = 10.0,
+        regularizer: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.q = q
+        self.q_target = make_target(q)
+        self.num_actions = int(num_actions)
+        self.next_value = next_value if next_value is not None else GreedyNextValue()
+        self.target_updater = target_updater if target_updater is not None else PolyakUpdate(1.0, every=1000)
+        self.gamma = float(gamma)
+        self.loss = loss
+        self.max_grad_norm = max_grad_norm
+        self.regularizer = regularizer
+        self.optimizers = {"q": optimizer(self.q.parameters())}
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: EnvSpec,
+        *,
+        network: Mapping[str, Any] | None = None,
+        lr: float = 2.5e-4,
+        adam_eps: float = 1e-8,
+        **kwargs: Any,
+    ) -> DQN:
+        """Build the default Q-network for ``spec`` (MLP or Nature CNN, optionally dueling) and an Adam."""
+        if not spec.discrete:
+            raise QlearnError(
+                f"DQN needs a discrete action space, but this env's actions are continuous "
+                f"(Box of shape {spec.action_shape}). Choose an env with Discrete actions "
+                f"(e.g. env.id=CartPole-v1) or a continuous-control agent."
+            )
+        assert spec.num_actions is not None
+        net_cfg = dict(network or {})
+        q = build_q_network(spec.obs_shape, spec.num_actions, **net_cfg)
+
+        def adam(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+            return torch.optim.Adam(params, lr=lr, eps=adam_eps)
+
+        return cls(q, spec.num_actions, optimizer=adam, **kwargs)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        """Greedy actions ``argmax_a Q(s, a)`` ``[E]``; epsilon-greedy exploration is the trainer's block."""
+        return self.q(obs).argmax(dim=-1)
+
+    def update(self, batch: Batch) -> Metrics:
+        with torch.no_grad():
+            next_v = self.next_value(self.q, self.q_target, batch.next_obs)  # [B]
+            discount = self.gamma if batch.discount is None else batch.discount
+            y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
+        q_all = self.q(batch.obs)  # [B, A]
+        q_a = q_all.gather(-1, batch.action.long().unsqueeze(-1)).squeeze(-1)  # [B]
+        loss = td_loss(q_a, y, kind=self.loss, weight=batch.weight)
+        metrics: Metrics = {"train/td_loss": loss.detach(), "train/q_mean": q_a.detach().mean()}
+        if self.regularizer is not None:
+            reg = self.regularizer(q_all, batch.action)
+            loss = loss + reg
+            metrics["train/regularizer"] = reg.detach()
+        optimizer = self.optimizers["q"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+        optimizer.step()
+        self.num_updates += 1
+        self.target_updater(self.q, self.q_target, self.num_updates)
+        metrics["train/loss"] = loss.detach()
+        if batch.index is not None:
+            metrics["td_error"] = (q_a.detach() - y).abs()  # [B], for prioritized replay
+        return metrics

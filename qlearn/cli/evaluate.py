@@ -1,0 +1,83 @@
+"""``qlearn-eval checkpoint=<path> episodes=<n>``: evaluate a saved agent, optionally recording video."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import hydra
+from omegaconf import DictConfig
+
+from qlearn.checkpoint import latest_checkpoint, load_checkpoint
+from qlearn.cli.build import CONFIG_DIR, build_agent, build_env, env_options, register_resolvers
+from qlearn.envs import make_single_env
+from qlearn.errors import QlearnError
+from qlearn.trainers.evaluation import evaluate
+from qlearn.types import EnvSpec
+from qlearn.utils import resolve_device
+
+register_resolvers()
+
+
+def _video_env(env_cfg: dict[str, Any], video_dir: Path) -> gym.vector.VectorEnv:
+    try:
+        import moviepy  # noqa: F401  (RecordVideo writes mp4 files through moviepy)
+    except ImportError as exc:
+        raise QlearnError('video=true needs moviepy: pip install moviepy') from exc
+    options = env_options(env_cfg)
+    options.pop("num_envs", None)
+    options.pop("vectorization", None)
+
+    def make() -> gym.Env:
+        env = make_single_env(env_cfg["id"], render_mode="rgb_array", **options)
+        return gym.wrappers.RecordVideo(env, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
+
+    return gym.vector.SyncVectorEnv([make], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    path = Path(str(cfg.checkpoint)).expanduser()
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise QlearnError(f"checkpoint={path}: no checkpoints/step_*.pt inside. Pass a run directory or a .pt file.")
+        path = found
+    device = resolve_device(cfg.device)
+    state = load_checkpoint(path, map_location=device)
+    stored = state["config"]["resolved"]
+    run_dir = path.parent.parent
+    if cfg.video:
+        video_dir = Path(cfg.video_dir) if cfg.video_dir else run_dir / "videos"
+        env = _video_env(stored["env"], video_dir)
+    else:
+        env = build_env(stored["env"], int(cfg.seed), num_envs=1)
+    agent = build_agent(stored["agent"], EnvSpec.from_env(env), device)
+    agent.load_state_dict(state["agent"])
+    try:
+        result = evaluate(agent, env, int(cfg.episodes), seed=int(cfg.seed), epsilon=float(cfg.epsilon))
+    finally:
+        env.close()
+    result["checkpoint"] = str(path)
+    result["env_id"] = stored["env"]["id"]
+    return result
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        result = run_evaluation(cfg)
+    except QlearnError as exc:
+        print(f"qlearn-eval: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

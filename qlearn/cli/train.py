@@ -1,0 +1,130 @@
+"""``qlearn-train``: the Hydra entry point. ``qlearn-train experiment=dqn_atari env.id=BreakoutNoFrameskip-v4``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from qlearn.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from qlearn.cli.build import CONFIG_DIR, build_agent, build_env, build_logger, register_resolvers
+from qlearn.errors import QlearnError
+from qlearn.trainers.online import OnlineTrainer, TrainingInterrupted
+from qlearn.types import EnvSpec
+from qlearn.utils import resolve_device, seed_everything
+
+register_resolvers()
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    return (run_dir / "results.json").exists() or bool(list_checkpoints(run_dir))
+
+
+def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple[DictConfig, Path, Path | None]:
+    """Pick the run directory, the config and the checkpoint to resume from (if any).
+
+    ``resume=null``: fresh run in Hydra's run dir, which must not hold a run already.
+    ``resume=auto``: continue from the run dir's latest checkpoint if there is one, else start fresh.
+    ``resume=<run_dir>``: continue that run with its stored config plus this command's overrides.
+    """
+    resume = cfg.get("resume")
+    if resume is None:
+        if _holds_a_run(hydra_dir):
+            raise QlearnError(
+                f"run directory {hydra_dir} already holds a run (checkpoints/ or results.json); "
+                "qlearn never overwrites one. Pass resume=auto to continue it, or choose a new hydra.run.dir."
+            )
+        return cfg, hydra_dir, None
+    if resume == "auto":
+        return cfg, hydra_dir, latest_checkpoint(hydra_dir)
+    run_dir = Path(str(resume)).expanduser()
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise QlearnError(
+            f"resume={resume}: no checkpoint found in {run_dir / 'checkpoints'}. Point resume= at a run "
+            "directory that holds checkpoints/step_*.pt, or drop resume= to start a fresh run."
+        )
+    stored = OmegaConf.create(load_checkpoint(checkpoint)["config"]["resolved"])
+    kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith(("resume", "hydra"))]
+    merged = OmegaConf.merge(stored, OmegaConf.from_dotlist(kept))
+    merged.resume = str(run_dir)
+    return merged, run_dir, checkpoint
+
+
+def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: str) -> dict[str, Any]:
+    cfg, run_dir, checkpoint = resolve_run(cfg, hydra_dir, overrides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+
+    env = build_env(cfg.env, seed)
+    eval_env = build_env(cfg.env, seed + 1, num_envs=1)
+    spec = EnvSpec.from_env(env)
+    agent = build_agent(cfg.agent, spec, device)
+    exploration = None
+    if spec.discrete and cfg.get("exploration") is not None:
+        exploration = instantiate(cfg.exploration, num_actions=spec.num_actions, seed=seed)
+    buffer_cfg = OmegaConf.to_container(cfg.buffer, resolve=True)
+    buffer_cfg["device"] = str(device) if buffer_cfg.get("device") in (None, "auto") else buffer_cfg["device"]
+    buffer = instantiate(buffer_cfg, seed=seed)
+    logger = build_logger(cfg.logger, run_dir)
+    logger.log_config(resolved)
+    trainer = OnlineTrainer(
+        agent,
+        env,
+        buffer,
+        eval_env=eval_env,
+        exploration=exploration,
+        logger=logger,
+        run_dir=run_dir,
+        seed=seed,
+        clip_reward=bool(cfg.env.get("clip_reward", False)),
+        config={"resolved": resolved, "agent_name": agent_name, "env": {"id": cfg.env.id}},
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+    )
+    if checkpoint is not None:
+        trainer.resume_from(checkpoint)
+        print(f"qlearn-train: resuming {run_dir} from {checkpoint.name} (env step {trainer.env_step})", file=sys.stderr)
+    try:
+        results = trainer.run()
+    finally:
+        env.close()
+        eval_env.close()
+    final = results.get("final_eval") or {}
+    print(
+        f"qlearn-train: {agent_name} on {cfg.env.id} seed {seed}: {results['total_steps']} steps in "
+        f"{results['wall_time_s']:.1f} s ({results['steps_per_sec']:.0f} steps/s); "
+        f"final eval {final.get('mean', float('nan')):.2f} ± {final.get('std', float('nan')):.2f} "
+        f"over {final.get('episodes', 0)} episodes. Results: {run_dir / 'results.json'}"
+    )
+    return results
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    agent_name = hydra_cfg.runtime.choices.get("agent", "agent")
+    try:
+        train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task), agent_name)
+    except TrainingInterrupted as exc:
+        print(f"qlearn-train: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except QlearnError as exc:
+        print(f"qlearn-train: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Environment construction: one `make_env` for classic control, MuJoCo and Atari.
+
+Every env is a ``gymnasium.vector.VectorEnv`` in ``AutoresetMode.SAME_STEP``: a sub-env whose
+episode ends is reset inside the same ``step()``; the observation returned for it is already the
+first observation of the next episode, and the true last observation sits in
+``infos["final_obs"][i]`` (mask ``infos["_final_obs"]``), its step info in
+``infos["final_info"]`` (mask ``infos["_final_info"]``). Use `final_next_obs` before storing
+transitions, so a buffer never joins s_final to s_reset (STYLE.md, trap 2).
+
+Seeding: `make_env` seeds the action spaces (for ``env.action_space.sample()``) but does not
+reset. The caller's first reset must be ``env.reset(seed=seed)``; Gymnasium 1.x then seeds
+sub-env ``i`` with ``seed + i``. Later resets happen automatically and must not pass a seed.
+
+Atari follows Mnih et al. (2015, "Human-level control through deep reinforcement learning",
+Nature) for preprocessing (max-pooled frame skip 4, 84x84 grayscale, stack of 4, up to 30 no-op
+starts) and Machado et al. (2018, "Revisiting the Arcade Learning Environment", JAIR) for the
+optional sticky actions and the 108,000-frame episode cap. Rewards are *not* clipped and life
+loss is *not* terminal here: the trainer may do either for learning only, using
+``infos["lives"]``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from qlearn.errors import QlearnError
+
+__all__ = [
+    "EnvConfigError",
+    "MissingAtariError",
+    "FireResetEnv",
+    "assert_same_step",
+    "episode_stats",
+    "final_next_obs",
+    "is_atari",
+    "make_env",
+    "make_single_env",
+]
+
+ATARI_MAX_FRAMES = 108_000  # 30 minutes at 60 Hz; ALE v4/v5 default (Machado et al., 2018)
+
+
+class EnvConfigError(QlearnError, ValueError):
+    """Unknown env id or invalid env option."""
+
+
+class MissingAtariError(QlearnError, ImportError):
+    """ale-py or OpenCV is not installed."""
+
+
+def is_atari(env_id: str) -> bool:
+    """True for ids handled by the Atari pipeline: ``*NoFrameskip*`` and ``ALE/*``."""
+    return "NoFrameskip" in env_id or env_id.startswith("ALE/")
+
+
+def _register_ale() -> None:
+    """Register the ALE envs with Gymnasium (lazily: only Atari users need ale_py and cv2)."""
+    try:
+        import ale_py
+        import cv2  # noqa: F401  (AtariPreprocessing resizes with OpenCV)
+    except ImportError as e:
+        raise MissingAtariError(
+            f"Atari environments need ale-py and OpenCV ({e}); "
+            'install them with: pip install "qlearn[atari]"'
+        ) from e
+    gym.register_envs(ale_py)
+
+
+def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make`` with a clearer error for ids that are not registered."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as e:
+        raise EnvConfigError(
+            f"unknown environment id {env_id!r} ({e}); "
+            "run `gymnasium.pprint_registry()` to list the registered ids."
+        ) from e
+
+
+class FireResetEnv(gym.Wrapper):
+    """Press FIRE after every reset, for games that wait for it to launch (e.g. Breakout).
+
+    Gymnasium has no such wrapper; this is the usual DQN-era convenience (Mnih et al., 2015 setups).
+    The FIRE step is not seen by wrappers outside this one, so it adds no length or reward.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        meanings = env.unwrapped.get_action_meanings()
+        if len(meanings) < 2 or meanings[1] != "FIRE":
+            raise ValueError(f"FireResetEnv needs action 1 to be FIRE, got {meanings}")
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        self.env.reset(seed=seed, options=options)
+        obs, _, terminated, truncated, info = self.env.step(1)
+        if terminated or truncated:  # practically never; start over rather than return a dead state
+            obs, info = self.env.reset(options=options)
+        return obs, info
+
+
+def make_single_env(
+    env_id: str,
+    *,
+    atari: bool | None = None,
+    frame_stack: int = 4,
+    frame_skip: int = 4,
+    noop_max: int = 30,
+    screen_size: int = 84,
+    sticky_action_prob: float = 0.0,
+    max_episode_steps: int | None = None,
+    render_mode: str | None = None,
+    env_kwargs: dict | None = None,
+) -> gym.Env:
+    """One (non-vectorised) env with the same wrappers as each sub-env of `make_env`.
+
+    Non-Atari: ``gymnasium.make(env_id, max_episode_steps=..., render_mode=..., **env_kwargs)``.
+    Atari: ALE with ``frameskip=1`` → ``AtariPreprocessing`` → `FireResetEnv` (if the game has
+    FIRE) → ``TimeLimit`` (only if ``max_episode_steps``, counted in agent steps) →
+    ``RecordEpisodeStatistics`` → ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
+    The ALE itself truncates at 108,000 frames (27,000 agent steps at skip 4, no-ops included);
+    override with ``env_kwargs={"max_num_frames_per_episode": ...}``. ``env_kwargs`` entries
+    override the keyword arguments built here.
+    """
+    env_kwargs = dict(env_kwargs or {})
+    if atari is None:
+        atari = is_atari(env_id)
+    if not atari:
+        if render_mode is not None:  # only when asked: some custom envs take no render_mode
+            env_kwargs.setdefault("render_mode", render_mode)
+        env = _gym_make(env_id, max_episode_steps=max_episode_steps, **env_kwargs)
+        return gym.wrappers.RecordEpisodeStatistics(env)
+
+    _register_ale()
+    ale_kwargs: dict[str, Any] = {
+        "repeat_action_probability": sticky_action_prob,
+        "full_action_space": False,
+        "frameskip": 1,  # AtariPreprocessing does the (max-pooled) skip, also for ALE/*-v5
+        "max_num_frames_per_episode": ATARI_MAX_FRAMES,
+        "render_mode": render_mode,
+    }
+    ale_kwargs.update(env_kwargs)
+    env = _gym_make(env_id, **ale_kwargs)
+    env = gym.wrappers.AtariPreprocessing(
+        env,
+        noop_max=noop_max,
+        frame_skip=frame_skip,
+        screen_size=screen_size,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
+        scale_obs=False,
+    )
+    if "FIRE" in env.unwrapped.get_action_meanings():
+        env = FireResetEnv(env)
+    if max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    return gym.wrappers.FrameStackObservation(env, stack_size=frame_stack)
+
+
+def assert_same_step(env: gym.vector.VectorEnv) -> None:
+    """Raise unless ``env`` autoresets in SAME_STEP mode (what `final_next_obs` assumes)."""
+    mode = env.metadata.get("autoreset_mode")
+    if mode is not None and not isinstance(mode, AutoresetMode):
+        mode = AutoresetMode(mode)
+    if mode != AutoresetMode.SAME_STEP:
+        raise RuntimeError(
+            f"qlearn needs a vector env with autoreset_mode=AutoresetMode.SAME_STEP, got {mode!r}; "
+            "in NEXT_STEP mode the step after an episode end is a fake transition (STYLE.md, trap 2)."
+        )
+
+
+def make_env(
+    env_id: str,
+    *,
+    num_envs: int = 1,
+    seed: int = 0,
+    atari: bool | None = None,
+    frame_stack: int = 4,
+    frame_skip: int = 4,
+    noop_max: int = 30,
+    screen_size: int = 84,
+    sticky_action_prob: float = 0.0,
+    max_episode_steps: int | None = None,
+    vectorization: str = "sync",
+    render_mode: str | None = None,
+    env_kwargs: dict | None = None,
+) -> gym.vector.VectorEnv:
+    """A ``SyncVectorEnv``/``AsyncVectorEnv`` of `make_single_env` copies, in SAME_STEP autoreset.
+
+    Seeds the action spaces with ``seed`` but does not reset: call ``env.reset(seed=seed)`` first.
+    """
+    if num_envs < 1:
+        raise EnvConfigError(f"num_envs must be >= 1, got {num_envs}")
+    vector_cls = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}.get(
+        vectorization
+    )
+    if vector_cls is None:
+        raise EnvConfigError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+    if atari is None:
+        atari = is_atari(env_id)
+    if atari:
+        _register_ale()  # fail early, in this process, with the install hint
+    env_fn = partial(
+        make_single_env,
+        env_id,
+        atari=atari,
+        frame_stack=frame_stack,
+        frame_skip=frame_skip,
+        noop_max=noop_max,
+        screen_size=screen_size,
+        sticky_action_prob=sticky_action_prob,
+        max_episode_steps=max_episode_steps,
+        render_mode=render_mode,
+        env_kwargs=env_kwargs,
+    )
+    if vectorization == "async":
+        env_fn().close()  # fail here with our message, not inside a worker process
+    env = vector_cls([env_fn] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    assert_same_step(env)
+    env.action_space.seed(seed)
+    env.single_action_space.seed(seed)
+    return env
+
+
+def final_next_obs(next_obs: np.ndarray, infos: dict[str, Any], done: np.ndarray) -> np.ndarray:
+    """``next_obs`` with the rows of finished sub-envs replaced by their true final observation.
+
+    ``done = terminated | truncated`` from a SAME_STEP vector env's ``step()``. Returns a copy.
+    """
+    out = np.array(next_obs, copy=True)
+    done_idx = np.flatnonzero(done)
+    if done_idx.size == 0:
+        return out
+    mask = infos.get("_final_obs")
+    if mask is None or not np.all(mask[done_idx]):
+        raise KeyError(
+            "a sub-env finished but infos has no 'final_obs' for it; is the vector env in "
+            "AutoresetMode.SAME_STEP? (see qlearn.envs.assert_same_step)"
+        )
+    final = infos["final_obs"]
+    for i in done_idx:
+        out[i] = final[i]
+    return out
+
+
+def episode_stats(infos: dict[str, Any], done: np.ndarray) -> list[tuple[float, int]]:
+    """(return, length) of each sub-env whose episode finished this step, in sub-env order.
+
+    Reads ``infos["final_info"]["episode"]`` (masks ``_final_info`` and ``_episode``), written by
+    ``RecordEpisodeStatistics`` in SAME_STEP mode. Returns are raw (unclipped) game scores; lengths
+    count agent steps.
+    """
+    final_info = infos.get("final_info")
+    if final_info is None or "episode" not in final_info:
+        return []
+    episode, has_ep = final_info["episode"], final_info["_episode"]
+    return [
+        (float(episode["r"][i]), int(episode["l"][i]))
+        for i in np.flatnonzero(done)
+        if has_ep[i]
+    ]

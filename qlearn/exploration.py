@@ -1,0 +1,163 @@
+"""Exploration schedules and epsilon-greedy action selection for discrete actions.
+
+Steps here count *environment steps* (the trainer's counter), unlike agent-side intervals,
+which count update calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+
+class Schedule(Protocol):
+    """Anything with ``value(step) -> float``."""
+
+    def value(self, step: int) -> float: ...
+
+
+class ConstantSchedule:
+    """``value(step) = value`` for every step (e.g. a fixed evaluation epsilon)."""
+
+    def __init__(self, value: float) -> None:
+        self._value = float(value)
+
+    def value(self, step: int) -> float:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._value})"
+
+
+class LinearSchedule:
+    """Linear interpolation from ``start`` (step 0) to ``end`` (step ``duration``), then ``end``.
+
+    ``value(t) = start + (end - start) * min(t / duration, 1)``. Mnih et al. (2015, Extended
+    Data Table 1) anneal epsilon from 1.0 to 0.1 over the first 1M frames.
+
+    Args:
+        start: value at step 0 (and at negative steps).
+        end: value from step ``duration`` on.
+        duration: length of the ramp in env steps; 0 means ``end`` from the start.
+    """
+
+    def __init__(self, start: float, end: float, duration: int) -> None:
+        if duration < 0:
+            raise ValueError(f"duration must be >= 0, got {duration}")
+        self.start = float(start)
+        self.end = float(end)
+        self.duration = int(duration)
+
+    def value(self, step: int) -> float:
+        if self.duration == 0:
+            return self.end
+        frac = min(max(step, 0) / self.duration, 1.0)
+        return self.start + (self.end - self.start) * frac
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(start={self.start}, end={self.end}, "
+            f"duration={self.duration})"
+        )
+
+
+class ExponentialSchedule:
+    """Exponential decay from ``start`` toward ``end``.
+
+    ``value(t) = end + (start - end) * exp(-t / decay_steps)``: ``decay_steps`` is the time
+    constant, after which the gap to ``end`` has shrunk by a factor e (the half-life is
+    ``decay_steps * ln 2``). ``end`` is approached but never reached.
+
+    Args:
+        start: value at step 0 (and at negative steps).
+        end: asymptotic value.
+        decay_steps: time constant in env steps, > 0.
+    """
+
+    def __init__(self, start: float, end: float, decay_steps: float) -> None:
+        if decay_steps <= 0:
+            raise ValueError(f"decay_steps must be > 0, got {decay_steps}")
+        self.start = float(start)
+        self.end = float(end)
+        self.decay_steps = float(decay_steps)
+
+    def value(self, step: int) -> float:
+        return self.end + (self.start - self.end) * math.exp(-max(step, 0) / self.decay_steps)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(start={self.start}, end={self.end}, "
+            f"decay_steps={self.decay_steps})"
+        )
+
+
+class EpsilonGreedy:
+    """Epsilon-greedy over ``num_actions`` discrete actions, vectorised over envs.
+
+    Each env independently takes a uniformly random action with probability ``epsilon(step)``
+    and the greedy action otherwise (Sutton & Barto, 2018, Sec. 2.2; Mnih et al., 2015,
+    Alg. 1). The random draws come from this object's own numpy ``Generator``, whose state is in
+    ``state_dict()``, so a resumed run explores exactly as the uninterrupted one would.
+
+    Args:
+        schedule: epsilon as a function of the env step (a float means a constant).
+        num_actions: number of discrete actions.
+        seed: seed of the generator; ``None`` draws fresh entropy.
+    """
+
+    def __init__(
+        self, schedule: Schedule | float, num_actions: int, seed: int | None = None
+    ) -> None:
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        self.schedule: Schedule = (
+            ConstantSchedule(schedule) if isinstance(schedule, (int, float)) else schedule
+        )
+        self.num_actions = int(num_actions)
+        self._rng = np.random.default_rng(seed)
+
+    def epsilon(self, step: int) -> float:
+        """Exploration probability at env step ``step``."""
+        return float(self.schedule.value(step))
+
+    def select(
+        self, step: int, num_envs: int, greedy: Callable[[], np.ndarray | torch.Tensor]
+    ) -> np.ndarray:
+        """Actions for ``num_envs`` envs at env step ``step``.
+
+        ``greedy()`` must return the ``[E]`` greedy actions; it is called only when at least one
+        env exploits, so pure-random phases (epsilon = 1) cost no network forward. The generator
+        consumes the same number of draws whatever happens, so the random stream does not depend
+        on the network.
+
+        Returns:
+            ``[E]`` int64 actions.
+        """
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        eps = self.epsilon(step)
+        explore = self._rng.random(num_envs) < eps  # [E] bool
+        random_actions = self._rng.integers(self.num_actions, size=num_envs, dtype=np.int64)  # [E]
+        if explore.all():
+            return random_actions
+        chosen = greedy()
+        if isinstance(chosen, torch.Tensor):
+            chosen = chosen.detach().cpu().numpy()
+        chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)  # [E]
+        if chosen.shape != (num_envs,):
+            raise ValueError(f"greedy() returned {chosen.shape[0]} actions for {num_envs} envs")
+        return np.where(explore, random_actions, chosen)  # [E]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Generator state as plain Python types (loads with ``torch.load(weights_only=True)``)."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schedule={self.schedule!r}, num_actions={self.num_actions})"

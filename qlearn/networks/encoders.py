@@ -1,0 +1,88 @@
+"""Observation encoders: obs -> feature vector ``[B, output_dim]``.
+
+Every encoder exposes ``output_dim`` so a head can be sized without a dummy forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from qlearn.networks.mlp import hidden_layers
+
+
+class MLPEncoder(nn.Module):
+    """Flatten ``[B, *obs_shape]`` and apply hidden layers whose outputs are all activated.
+
+    Non-float observations (e.g. integer states) are cast to the parameters' float dtype, not
+    rescaled. With empty ``hidden_sizes`` this is just a flatten.
+
+    Args:
+        obs_shape: shape of one observation.
+        hidden_sizes: width of each hidden layer.
+        activation: nonlinearity name or ``nn.Module`` class.
+        layer_norm: LayerNorm in each hidden layer.
+        dropout: dropout probability in each hidden layer.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str | type[nn.Module] = "relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        in_dim = math.prod(int(d) for d in obs_shape)
+        self.output_dim = int(hidden_sizes[-1]) if len(hidden_sizes) > 0 else in_dim
+        self.net = nn.Sequential(
+            nn.Flatten(start_dim=1),
+            *hidden_layers(in_dim, hidden_sizes, activation, layer_norm, dropout),
+        )
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if not obs.is_floating_point():
+            # Cast to the parameters' dtype (the default dtype when there are no layers).
+            param = next(self.parameters(), None)
+            obs = obs.to(param.dtype if param is not None else torch.get_default_dtype())
+        return self.net(obs)  # [B, *obs_shape] -> [B, output_dim]
+
+
+class NatureCNN(nn.Module):
+    """The DQN convolutional torso (Mnih et al., 2015, "Human-level control through deep
+    reinforcement learning", Methods: "Model architecture").
+
+    conv 32 8x8 stride 4 -> conv 64 4x4 stride 2 -> conv 64 3x3 stride 1 -> fc ``feature_dim``,
+    each followed by ReLU. Input ``[B, C, 84, 84]``; spatial sizes 84 -> 20 -> 9 -> 7, so the
+    flattened conv output has 64 * 7 * 7 = 3136 features.
+
+    Pixels: a non-float input (uint8 frames) is scaled to [0, 1] by 1/255 inside ``forward``,
+    so the replay buffer can keep uint8. A float input is taken as already scaled.
+
+    Args:
+        in_channels: stacked frames (4 in the paper).
+        feature_dim: width of the final fully connected layer (512 in the paper).
+    """
+
+    def __init__(self, in_channels: int = 4, feature_dim: int = 512) -> None:
+        super().__init__()
+        self.output_dim = int(feature_dim)
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, 32, kernel_size=8, stride=4),  # [B, 32, 20, 20]
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),  # [B, 64, 9, 9]
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),  # [B, 64, 7, 7]
+            nn.ReLU(),
+            nn.Flatten(start_dim=1),  # [B, 3136]
+        )
+        self.fc = nn.Sequential(nn.Linear(64 * 7 * 7, feature_dim), nn.ReLU())
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if not obs.is_floating_point():
+            obs = obs.to(self.fc[0].weight.dtype) / 255.0  # uint8 pixels -> [0, 1]
+        return self.fc(self.conv(obs))  # [B, C, 84, 84] -> [B, feature_dim]

@@ -1,0 +1,113 @@
+"""Discrete-action Q-networks: encoder + head, ``obs -> [B, A]``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from qlearn.networks.encoders import MLPEncoder, NatureCNN
+from qlearn.networks.mlp import MLP
+
+
+class DuelingHead(nn.Module):
+    """Dueling aggregation (Wang et al., 2016, "Dueling Network Architectures for Deep
+    Reinforcement Learning", Eq. 9):
+
+        Q(s, a) = V(s) + A(s, a) - 1/|A| * sum_a' A(s, a')
+
+    The mean (not max, Eq. 8) is subtracted, as the paper does in its experiments.
+
+    Args:
+        in_dim: feature size coming from the encoder.
+        num_actions: number of discrete actions |A|.
+        hidden_sizes: hidden widths of *each* stream (value and advantage); empty means each
+            stream is a single linear layer on the features. The paper uses one 512-unit layer per
+            stream on top of the conv torso.
+        activation: nonlinearity in the streams' hidden layers.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (),
+        activation: str | type[nn.Module] = "relu",
+    ) -> None:
+        super().__init__()
+        self.num_actions = int(num_actions)
+        self.value = MLP(in_dim, 1, hidden_sizes, activation)
+        self.advantage = MLP(in_dim, num_actions, hidden_sizes, activation)
+
+    def forward(self, features: Tensor) -> Tensor:
+        v = self.value(features)  # [B, 1]
+        adv = self.advantage(features)  # [B, A]
+        return v + adv - adv.mean(dim=-1, keepdim=True)  # [B, A]
+
+
+class QNetwork(nn.Module):
+    """``Q(s, .) = head(encoder(obs))``: ``[B, *obs_shape] -> [B, A]``.
+
+    The encoder handles dtype: non-float observations are cast to float (and, for
+    :class:`NatureCNN`, scaled by 1/255), so the network takes observations as the buffer
+    stores them.
+
+    Args:
+        encoder: maps ``[B, *obs_shape]`` to ``[B, F]``.
+        head: maps ``[B, F]`` to ``[B, A]`` (``nn.Linear``, :class:`MLP` or :class:`DuelingHead`).
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.head(self.encoder(obs))  # [B, *obs_shape] -> [B, F] -> [B, A]
+
+
+def build_q_network(
+    obs_shape: tuple[int, ...],
+    num_actions: int,
+    *,
+    kind: str = "mlp",
+    hidden_sizes: Sequence[int] = (120, 84),
+    dueling: bool = False,
+    activation: str | type[nn.Module] = "relu",
+) -> nn.Module:
+    """Build a :class:`QNetwork` for one observation shape and ``num_actions`` actions.
+
+    * ``kind="mlp"``: observations are flattened and pass through ``hidden_sizes`` (the
+      (120, 84) default is CleanRL's DQN on classic control), then a linear layer to ``[B, A]``.
+    * ``kind="nature_cnn"``: :class:`NatureCNN` on ``[C, 84, 84]`` frames, then a linear layer
+      (Mnih et al., 2015); ``hidden_sizes`` is not used.
+    * ``kind="auto"``: ``nature_cnn`` for 3-D observations, ``mlp`` otherwise.
+
+    With ``dueling=True`` the last hidden layer (the 512-unit fc for the CNN) feeds a value and an
+    advantage stream, each one linear layer, combined by :class:`DuelingHead`. Wang et al. (2016)
+    instead give each stream its own 512-unit layer on the conv output; build that by hand with
+    ``QNetwork(encoder, DuelingHead(in_dim, num_actions, hidden_sizes=(512,)))``.
+
+    Raises:
+        ValueError: for an unknown ``kind`` or a CNN observation shape that is not ``(C, 84, 84)``.
+    """
+    obs_shape = tuple(int(d) for d in obs_shape)
+    if kind == "auto":
+        kind = "nature_cnn" if len(obs_shape) == 3 else "mlp"
+    encoder: MLPEncoder | NatureCNN
+    if kind == "mlp":
+        encoder = MLPEncoder(obs_shape, hidden_sizes, activation)
+    elif kind == "nature_cnn":
+        if len(obs_shape) != 3 or obs_shape[1:] != (84, 84):
+            raise ValueError(
+                f"nature_cnn expects observations of shape (C, 84, 84), got {obs_shape}"
+            )
+        encoder = NatureCNN(in_channels=obs_shape[0])
+    else:
+        raise ValueError(f"unknown kind {kind!r}; choose 'mlp', 'nature_cnn' or 'auto'")
+    head: nn.Module
+    if dueling:
+        head = DuelingHead(encoder.output_dim, num_actions, hidden_sizes=(), activation=activation)
+    else:
+        head = nn.Linear(encoder.output_dim, num_actions)
+    return QNetwork(encoder, head)

@@ -1,0 +1,77 @@
+"""Seeding, device selection and RNG-state capture shared by trainers and entry points."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from qlearn.errors import QlearnError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's legacy and torch's (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn ``"auto" | "cpu" | "cuda" | "cuda:N"`` into a device, failing clearly without a GPU."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise QlearnError(
+            f"device={name} was asked for, but PyTorch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}). Use device=cpu, or device=auto to pick CUDA only when present."
+        )
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise QlearnError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto.") from exc
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Python, NumPy-legacy and torch RNG states in a form ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": _python_state_to_plain(random.getstate()),
+        # The legacy MT19937 state holds a uint32 array: store it as a tensor, not a numpy array.
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`global_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["key"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state_to_plain(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]

@@ -1,0 +1,120 @@
+"""qlearn-train / qlearn-eval through real subprocesses: the command-line contract users rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+TRAIN = [sys.executable, "-m", "qlearn.cli.train"]
+EVAL = [sys.executable, "-m", "qlearn.cli.evaluate"]
+TINY = ["total_steps=1500", "eval.every=500", "eval.episodes=2", "trainer.learning_starts=200",
+        "device=cpu", "logger=none"]
+
+
+def run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_default_job_writes_results_config_and_tensorboard_events(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run(TRAIN + ["total_steps=1500", "eval.every=500", "eval.episodes=2", f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["agent"] == "dqn" and results["env_id"] == "CartPole-v1"
+    assert results["total_steps"] == 1500 and results["final_eval"]["episodes"] == 2
+    assert (run_dir / "config.yaml").exists()
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert (run_dir / "evaluations.csv").read_text().count("\n") == 4  # header + 500, 1000, 1500
+    # qlearn-eval on the saved run
+    proc = run(EVAL + [f"checkpoint={run_dir}", "episodes=2"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["episodes"] == 2
+    # a second run into the same directory is refused and loses nothing
+    before = (run_dir / "results.json").read_bytes()
+    proc = run(TRAIN + TINY + [f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (run_dir / "results.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["env.id=Pendulum-v1"], "discrete action space"),
+        (["resume=/nonexistent/run"], "no checkpoint found"),
+        (["trainer.learning_startz=5"], "learning_startz"),
+        (["env.id=NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    ],
+)
+def test_bad_input_fails_with_one_readable_message(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run(TRAIN + TINY + args + [f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_device_cuda_without_gpu_says_what_to_change(tmp_path: Path) -> None:
+    proc = run(TRAIN + TINY[:-2] + ["device=cuda", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2 and "device=cpu" in proc.stderr
+
+
+def params_of(run_dir: Path) -> dict[str, torch.Tensor]:
+    from qlearn.checkpoint import latest_checkpoint, load_checkpoint
+
+    state = load_checkpoint(latest_checkpoint(run_dir))["agent"]
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+RESUME = ["total_steps=6000", "trainer.checkpoint_every=1000", "trainer.learning_starts=200", "trainer.train_every=2",
+          "eval.every=0", "eval.episodes=1", "device=cpu", "logger=none", "seed=3"]
+
+
+def test_killed_run_resumes_to_the_same_parameters_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert run(TRAIN + RESUME + [f"hydra.run.dir={full}"]).returncode == 0
+    proc = subprocess.Popen(TRAIN + RESUME + [f"hydra.run.dir={killed}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((killed / "checkpoints").glob("step_*.pt")) and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists(), "the run finished before it could be killed"
+    resumed = run(TRAIN + [f"resume={killed}", f"hydra.run.dir={tmp_path / 'ignored'}"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    a, b = params_of(full), params_of(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert json.loads((killed / "results.json").read_text())["total_steps"] == 6000
+
+
+def test_sigterm_writes_a_checkpoint_then_resume_auto_finishes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = TRAIN + RESUME + ["total_steps=200000", "trainer.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "SIGTERM" in err and "resume=" in err
+    from qlearn.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(run_dir)
+    assert ckpt is not None
+    step = int(ckpt.stem.split("_")[1])
+    assert 0 < step < 200000
+    proc = run(TRAIN + RESUME + [f"total_steps={step + 500}", "resume=auto", f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run_dir / "results.json").read_text())["total_steps"] == step + 500

@@ -1,0 +1,135 @@
+"""OnlineTrainer with mocked and real agents: update counts, cadences, NaN stop, exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from qlearn.agents import DQN, Agent
+from qlearn.buffers import ReplayBuffer
+from qlearn.checkpoint import list_checkpoints
+from qlearn.envs import make_env
+from qlearn.errors import NonFiniteError
+from qlearn.exploration import EpsilonGreedy, LinearSchedule
+from qlearn.trainers import OnlineTrainer
+from qlearn.types import Batch, EnvSpec, Metrics
+from qlearn.updaters import PolyakUpdate
+
+
+class CountingAgent(Agent):
+    """Acts 0 and counts updates; its loss turns NaN at update ``nan_at`` (if given)."""
+
+    def __init__(self, nan_at: int | None = None) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.nan_at = nan_at
+        self.batch_sizes: list[int] = []
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        return torch.zeros(obs.shape[0], dtype=torch.int64)
+
+    def update(self, batch: Batch) -> Metrics:
+        self.num_updates += 1
+        self.batch_sizes.append(len(batch))
+        bad = self.nan_at is not None and self.num_updates >= self.nan_at
+        loss = torch.tensor(float("nan") if bad else 1.0)
+        return {"train/loss": loss, "train/q_mean": torch.tensor(0.0)}
+
+
+def make_trainer(agent: Agent, num_envs: int = 1, run_dir: Path | None = None, **kwargs) -> OnlineTrainer:
+    env = make_env("CartPole-v1", num_envs=num_envs, seed=0)
+    options = dict(total_steps=400, learning_starts=100, train_every=4, batch_size=8, eval_every=0, log_every=100)
+    options.update(kwargs)
+    return OnlineTrainer(agent, env, ReplayBuffer(1000, seed=0), run_dir=run_dir, seed=0, progress=False, **options)
+
+
+@pytest.mark.parametrize("num_envs", [1, 4])
+def test_update_count_follows_learning_starts_train_every_and_utd(num_envs: int) -> None:
+    agent = CountingAgent()
+    trainer = make_trainer(agent, num_envs=num_envs, updates_per_step=3)
+    trainer.run()
+    assert trainer.env_step == 400
+    assert agent.num_updates == (400 - 100) * 3 // 4
+    assert set(agent.batch_sizes) == {8}
+
+
+def test_eval_and_checkpoint_cadence(tmp_path: Path) -> None:
+    agent = CountingAgent()
+    trainer = make_trainer(
+        agent, run_dir=tmp_path, eval_env=make_env("CartPole-v1", seed=1), eval_every=100, eval_episodes=1,
+        checkpoint_every=150, keep_checkpoints=10,
+    )
+    results = trainer.run()
+    assert [e["step"] for e in results["evaluations"]] == [100, 200, 300, 400]
+    assert [int(p.stem.split("_")[1]) for p in list_checkpoints(tmp_path)] == [150, 300, 400]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    for key in ("agent", "env_id", "seed", "total_steps", "final_eval", "wall_time_s", "steps_per_sec"):
+        assert key in saved
+    assert saved["final_eval"]["episodes"] == 1
+
+
+def test_non_finite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    agent = CountingAgent(nan_at=60)  # update 60 happens at env step 100 + 59 * 4 + 4 = 340
+    trainer = make_trainer(agent, run_dir=tmp_path, checkpoint_every=100, keep_checkpoints=10)
+    with pytest.raises(NonFiniteError, match="env step 340"):
+        trainer.run()
+    steps = [int(p.stem.split("_")[1]) for p in list_checkpoints(tmp_path)]
+    assert steps == [100, 200, 300]
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_epsilon_greedy_skips_the_network_while_fully_random() -> None:
+    calls = []
+
+    class Spy(CountingAgent):
+        def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+            calls.append(1)
+            return super().act(obs)
+
+    trainer = make_trainer(Spy(), exploration=EpsilonGreedy(LinearSchedule(1.0, 1.0, 10), num_actions=2, seed=0))
+    trainer.run()
+    assert calls == []
+
+
+def dqn_trainer(run_dir: Path, total_steps: int) -> OnlineTrainer:
+    torch.manual_seed(0)
+    spec = EnvSpec(obs_shape=(4,), obs_dtype="float32", action_shape=(), num_actions=2)
+    agent = DQN.from_spec(spec, network={"hidden_sizes": [32]}, target_updater=PolyakUpdate(1.0, every=10))
+    return OnlineTrainer(
+        agent,
+        make_env("CartPole-v1", num_envs=2, seed=0),
+        ReplayBuffer(500, seed=0),  # smaller than the run: the ring wraps before the checkpoint
+        exploration=EpsilonGreedy(LinearSchedule(1.0, 0.1, 600), num_actions=2, seed=0),
+        run_dir=run_dir,
+        total_steps=total_steps,
+        learning_starts=100,
+        train_every=2,
+        batch_size=16,
+        eval_every=0,
+        checkpoint_every=600,
+        keep_checkpoints=10,
+        seed=0,
+        progress=False,
+    )
+
+
+def test_resumed_run_ends_with_the_same_parameters_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    full = dqn_trainer(tmp_path / "full", 1400)
+    full.run()
+    crashed = dqn_trainer(tmp_path / "crashed", 1400)
+    crashed.total_steps = 1000  # stop after the checkpoint at 600, as a crash before 1200 would
+    crashed.run()
+    resumed = dqn_trainer(tmp_path / "crashed", 1400)
+    resumed.resume_from(tmp_path / "crashed" / "checkpoints" / "step_000000600.pt")
+    assert resumed.env_step == 600
+    resumed.run()
+    assert resumed.agent.num_updates == full.agent.num_updates
+    for a, b in zip(full.agent.state_dict().values(), resumed.agent.state_dict().values()):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+    # the comparison is not vacuous: the run stopped at 1,000 steps has other parameters
+    assert not all(torch.equal(a, b) for a, b in zip(crashed.agent.parameters(), full.agent.parameters()))
