@@ -255,6 +255,8 @@ class OnlineTrainer:
         owed = (self.env_step - self.learning_starts) * self.updates_per_step // self.train_every
         while self.updates_done < owed:
             batch = self.buffer.sample(self.batch_size)
+            if batch.obs.device != self.device:  # replay kept on CPU while training on a GPU
+                batch = batch.to(self.device, non_blocking=True)
             metrics = self.agent.update(batch)
             td_error = metrics.pop("td_error", None)
             if td_error is not None and batch.index is not None:
