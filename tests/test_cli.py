@@ -102,9 +102,12 @@ def test_killed_run_resumes_to_the_same_parameters_as_an_uninterrupted_one(tmp_p
 
 def test_sigterm_writes_a_checkpoint_then_resume_auto_finishes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = TRAIN + RESUME + ["total_steps=200000", "trainer.checkpoint_every=100000", f"hydra.run.dir={run_dir}"]
+    args = TRAIN + RESUME + ["total_steps=200000", "trainer.checkpoint_every=100000", "eval.every=1000",
+                             f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.time() + 120
+    while not (run_dir / "evaluations.csv").exists() and time.time() < deadline:  # training has started
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err

@@ -23,12 +23,19 @@ def test_auto_device_picks_cuda() -> None:
 
 def test_frame_buffer_on_cuda_returns_cuda_batches() -> None:
     buffer = ReplayBuffer(200, frame_stack=4, device="cuda", seed=0)
-    rng = np.random.default_rng(0)
-    for t in range(50):
-        obs = rng.integers(0, 255, size=(1, 4, 84, 84), dtype=np.uint8)
-        buffer.add(obs, np.array([1]), np.array([0.0]), obs, np.array([False]), np.array([False]))
+    frames = [np.full((84, 84), t, dtype=np.uint8) for t in range(60)]
+    stack = [frames[0]] * 4  # an episode start repeats the reset frame, as FrameStackObservation does
+    for t in range(1, 60):
+        next_stack = stack[1:] + [frames[t]]
+        buffer.add(np.stack(stack)[None], np.array([1]), np.array([0.0]), np.stack(next_stack)[None],
+                   np.array([False]), np.array([False]))
+        stack = next_stack
     batch = buffer.sample(8)
     assert batch.obs.device.type == "cuda" and batch.obs.dtype == torch.uint8
+    # each sampled stack is 4 consecutive frames (clamped at the episode start) and next_obs is one frame on
+    last = batch.obs[:, -1, 0, 0].long()
+    assert torch.equal(batch.next_obs[:, -1, 0, 0].long(), last + 1)
+    assert torch.equal(batch.obs[:, 0, 0, 0].long(), (last - 3).clamp(min=0))
 
 
 def test_dqn_trains_on_cuda() -> None:
