@@ -71,12 +71,13 @@ def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts:
                           target_updater=PolyakUpdate(1.0, every=target_every_updates)).to(device)
     buffer = ReplayBuffer(capacity, frame_stack=frame_stack, device=device, seed=0)
     exploration = EpsilonGreedy(LinearSchedule(1.0, 0.05, eps_steps), num_actions=spec.num_actions, seed=0)
-    trainer = OnlineTrainer(agent, env, buffer, exploration=exploration, total_steps=timed_from,
+    trainer = OnlineTrainer(agent, env, buffer, exploration=exploration, total_steps=total_steps,
                             learning_starts=learning_starts, train_every=train_every, batch_size=batch_size,
                             eval_every=0, log_every=10**9, seed=0, progress=False)
     if timed_from > 0:
+        trainer.total_steps = timed_from
         trainer.run()  # untimed prefix (e.g. filling the buffer before learning starts)
-    trainer.total_steps = total_steps
+        trainer.total_steps = total_steps
     start = time.perf_counter()
     trainer.run()
     elapsed = time.perf_counter() - start

@@ -140,17 +140,27 @@ class EpsilonGreedy:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         eps = self.epsilon(step)
+        if num_envs == 1:  # scalar fast path (the same draws as below: one uniform, then one integer)
+            explore_one = self._rng.random() < eps
+            random_action = self._rng.integers(self.num_actions)
+            if explore_one:
+                return np.array([random_action], dtype=np.int64)
+            return self._validated(greedy(), 1)
         explore = self._rng.random(num_envs) < eps  # [E] bool
         random_actions = self._rng.integers(self.num_actions, size=num_envs, dtype=np.int64)  # [E]
         if explore.all():
             return random_actions
-        chosen = greedy()
+        chosen = self._validated(greedy(), num_envs)
+        return np.where(explore, random_actions, chosen)  # [E]
+
+    @staticmethod
+    def _validated(chosen: np.ndarray | torch.Tensor, num_envs: int) -> np.ndarray:
         if isinstance(chosen, torch.Tensor):
             chosen = chosen.detach().cpu().numpy()
         chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)  # [E]
         if chosen.shape != (num_envs,):
             raise ValueError(f"greedy() returned {chosen.shape[0]} actions for {num_envs} envs")
-        return np.where(explore, random_actions, chosen)  # [E]
+        return chosen
 
     def state_dict(self) -> dict[str, Any]:
         """Generator state as plain Python types (loads with ``torch.load(weights_only=True)``)."""

@@ -80,6 +80,7 @@ def test_prioritized_batches_get_per_sample_td_errors() -> None:
     metrics = agent.update(batch)
     assert metrics["td_error"].shape == (16,)
     assert (metrics["td_error"] >= 0).all()
+    assert "td_error" not in agent.update(random_batch())  # uniform replay: nothing to feed back
 
 
 class TableQ(nn.Module):

@@ -125,6 +125,6 @@ class DQN(Agent):
         self.num_updates += 1
         self.target_updater(self.q, self.q_target, self.num_updates)
         metrics["train/loss"] = loss.detach()
-        if batch.index is not None:
-            metrics["td_error"] = (q_a.detach() - y).abs()  # [B], for prioritized replay
+        if batch.weight is not None:  # prioritized replay: the trainer feeds |delta| back as priorities
+            metrics["td_error"] = (q_a.detach() - y).abs()  # [B]
         return metrics

@@ -192,12 +192,13 @@ class OnlineTrainer:
                 action = self._select_action(obs)
                 next_obs, reward, terminated, truncated, infos = self.env.step(action)
                 done = terminated | truncated
-                real_next = final_next_obs(next_obs, infos, done) if done.any() else next_obs
+                any_done = bool(done.any())
+                real_next = final_next_obs(next_obs, infos, done) if any_done else next_obs
                 learn_reward = np.sign(reward) if self.clip_reward else reward
                 self.buffer.add(obs, action, learn_reward, real_next, terminated, truncated)
                 obs = next_obs
                 self.env_step += self.num_envs
-                if done.any():
+                if any_done:
                     self._record_episodes(infos, done)
                 self._train()
                 if self._crossed(self.log_every):
