@@ -47,6 +47,26 @@ def test_default_job_writes_results_config_and_tensorboard_events(tmp_path: Path
 
 
 @pytest.mark.parametrize(
+    ("switches", "in_config"),
+    [
+        (["buffer=prioritized", "buffer.n_step=3", "network.dueling=true"],
+         ["qlearn.buffers.PrioritizedSampler", "n_step: 3", "dueling: true"]),
+        (["agent=double_dqn", "env.num_envs=4"], ["qlearn.targets.DoubleQNextValue", "num_envs: 4"]),
+    ],
+)
+def test_agent_switches_train_through_the_cli(tmp_path: Path, switches: list[str], in_config: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    proc = run(TRAIN + TINY + switches + [f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["total_steps"] == 1500
+    assert results["updates"] == (1500 - 200) // 10  # train_every=10 in the default preset, whatever num_envs
+    config = (run_dir / "config.yaml").read_text()
+    for text in in_config:
+        assert text in config
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["env.id=Pendulum-v1"], "discrete action space"),
