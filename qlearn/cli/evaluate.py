@@ -26,7 +26,7 @@ def _video_env(env_cfg: dict[str, Any], video_dir: Path) -> gym.vector.VectorEnv
     try:
         import moviepy  # noqa: F401  (RecordVideo writes mp4 files through moviepy)
     except ImportError as exc:
-        raise QlearnError('video=true needs moviepy: pip install moviepy') from exc
+        raise QlearnError('video=true needs moviepy: pip install "qlearn[video]"') from exc
     options = env_options(env_cfg)
     options.pop("num_envs", None)
     options.pop("vectorization", None)
@@ -58,6 +58,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     agent.load_state_dict(state["agent"])
     try:
         result = evaluate(agent, env, int(cfg.episodes), seed=int(cfg.seed), epsilon=float(cfg.epsilon))
+    except gym.error.DependencyNotInstalled as exc:
+        raise QlearnError(f'rendering this env needs more packages: {exc} (or pip install "qlearn[video]")') from exc
     finally:
         env.close()
     result["checkpoint"] = str(path)
