@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -133,3 +135,39 @@ def test_resumed_run_ends_with_the_same_parameters_as_an_uninterrupted_one(tmp_p
             assert torch.equal(a, b)
     # the comparison is not vacuous: the run stopped at 1,000 steps has other parameters
     assert not all(torch.equal(a, b) for a, b in zip(crashed.agent.parameters(), full.agent.parameters()))
+
+
+class LivesEnv(gym.Env):
+    """Obs = step count; a life is lost every 3 steps; the game ends after 9 steps (3 lives)."""
+
+    observation_space = gym.spaces.Box(0, 100, shape=(1,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):  # noqa: ANN001, ANN201
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {"lives": 3}
+
+    def step(self, action):  # noqa: ANN001, ANN201
+        self.t += 1
+        return np.array([self.t], np.float32), 1.0, self.t == 9, False, {"lives": 3 - self.t // 3}
+
+
+def test_life_loss_is_terminal_for_learning_only() -> None:
+    env = gym.vector.SyncVectorEnv([lambda: gym.wrappers.RecordEpisodeStatistics(LivesEnv())],
+                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    stored: list[tuple[float, bool, bool]] = []
+
+    class SpyBuffer(ReplayBuffer):
+        def add(self, obs, action, reward, next_obs, terminated, truncated, *, episode_end=None):  # noqa: ANN001
+            stored.append((float(obs[0, 0]), bool(terminated[0]), bool(episode_end[0])))
+            super().add(obs, action, reward, next_obs, terminated, truncated, episode_end=episode_end)
+
+    trainer = OnlineTrainer(CountingAgent(), env, SpyBuffer(100, seed=0), total_steps=18, learning_starts=50,
+                            batch_size=8, eval_every=0, terminal_on_life_loss=True, progress=False)
+    trainer.run()
+    # within each 9-step game: lives drop after steps 3 and 6 (terminal for learning), the game ends at 9
+    first_game = stored[:9]
+    assert [s for s, term, _ in first_game if term] == [2.0, 5.0, 8.0]
+    assert [s for s, _, end in first_game if end] == [8.0]
+    assert trainer.episodes == 2  # the logged episodes are whole games, not lives

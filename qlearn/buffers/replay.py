@@ -92,8 +92,13 @@ class ReplayBuffer:
         self._shapes = ((E, *obs_shape), (E, *action_shape), (E,), (E, *obs_shape), (E,), (E,))
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray) -> None:
-        """Store one step of E envs: obs/next_obs [E, *obs_shape], action [E] or [E, act_dim], the rest [E]."""
+            terminated: np.ndarray, truncated: np.ndarray, *, episode_end: np.ndarray | None = None) -> None:
+        """Store one step of E envs: obs/next_obs [E, *obs_shape], action [E] or [E, act_dim], the rest [E].
+
+        ``episode_end`` [E] says where the env's stream really ends (default: terminated | truncated). A
+        terminal for learning only, such as a lost Atari life (Mnih et al., 2015), is ``terminated=True`` with
+        ``episode_end=False``: bootstrapping and n-step windows stop there, but frame stacks run on.
+        """
         obs, action, next_obs = np.asarray(obs), np.asarray(action), np.asarray(next_obs)
         reward = np.asarray(reward)
         terminated, truncated = np.asarray(terminated, dtype=np.bool_), np.asarray(truncated, dtype=np.bool_)
@@ -104,7 +109,8 @@ class ReplayBuffer:
         shapes = (obs.shape, action.shape, reward.shape, next_obs.shape, terminated.shape, truncated.shape)
         if shapes != self._shapes:
             self._shape_error(shapes)
-        written, invalidated = self._storage.add(obs, action, reward, next_obs, terminated, terminated | truncated)
+        done = terminated | truncated if episode_end is None else np.asarray(episode_end, dtype=np.bool_)
+        written, invalidated = self._storage.add(obs, action, reward, next_obs, terminated, done)
         self.sampler.on_write(written)
         if invalidated is not None:
             self.sampler.on_invalidate(invalidated)

@@ -122,7 +122,8 @@ class RingStorage:
         Slots newer than the newest written one are stale and a done read there may cut m short, but then the
         window also reaches past the newest slot, so `check` rejects it as incomplete either way.
         """
-        stop = self.done[self.window_slots(idx, n)]  # [B, n]
+        slots = self.window_slots(idx, n)  # [B, n]
+        stop = self.done[slots] | self.terminated[slots]  # a learning-only terminal (life loss) also ends it
         return np.where(stop.any(axis=1), stop.argmax(axis=1) + 1, n)
 
     def nstep(self, idx: np.ndarray, m: np.ndarray, gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

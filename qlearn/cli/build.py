@@ -19,7 +19,7 @@ from qlearn.types import EnvSpec
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
-_ENV_TRAINER_KEYS = ("id", "clip_reward")
+_ENV_TRAINER_KEYS = ("id", "clip_reward", "terminal_on_life_loss")
 
 
 def _total_updates(*, _root_: DictConfig) -> int:

@@ -87,6 +87,7 @@ def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: st
         run_dir=run_dir,
         seed=seed,
         clip_reward=bool(cfg.env.get("clip_reward", False)),
+        terminal_on_life_loss=bool(cfg.env.get("terminal_on_life_loss", False)),
         config={"resolved": resolved, "agent_name": agent_name, "env": {"id": cfg.env.id}},
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )

@@ -58,6 +58,8 @@ class OnlineTrainer:
         exploration: epsilon-greedy block for discrete actions, or ``None`` (the agent explores).
         random_steps: env steps of uniformly random actions at the start (SAC/REDQ "start steps").
         clip_reward: learn from ``sign(r)`` (Mnih et al., 2015); logged and evaluated returns stay raw.
+        terminal_on_life_loss: treat a lost life (Atari ``infos["lives"]`` dropping) as terminal for
+            learning only, as Mnih et al. (2015) did; the game, its score and evaluation run on.
         run_dir: where checkpoints, ``evaluations.csv`` and ``results.json`` go (``None``: nowhere).
         config: resolved config stored in every checkpoint so ``qlearn-eval`` can rebuild the agent.
     """
@@ -86,6 +88,7 @@ class OnlineTrainer:
         save_buffer: bool = True,
         log_every: int = 1000,
         clip_reward: bool = False,
+        terminal_on_life_loss: bool = False,
         seed: int = 0,
         progress: bool | None = None,
         config: dict[str, Any] | None = None,
@@ -118,6 +121,8 @@ class OnlineTrainer:
         self.save_buffer = save_buffer
         self.log_every = int(log_every)
         self.clip_reward = clip_reward
+        self.terminal_on_life_loss = terminal_on_life_loss
+        self._lives: np.ndarray | None = None
         self.seed = int(seed)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.config = config or {}
@@ -195,7 +200,11 @@ class OnlineTrainer:
                 any_done = bool(done.any())
                 real_next = final_next_obs(next_obs, infos, done) if any_done else next_obs
                 learn_reward = np.sign(reward) if self.clip_reward else reward
-                self.buffer.add(obs, action, learn_reward, real_next, terminated, truncated)
+                if self.terminal_on_life_loss:
+                    learn_terminated = terminated | self._life_lost(infos, done)
+                    self.buffer.add(obs, action, learn_reward, real_next, learn_terminated, truncated, episode_end=done)
+                else:
+                    self.buffer.add(obs, action, learn_reward, real_next, terminated, truncated)
                 obs = next_obs
                 self.env_step += self.num_envs
                 if any_done:
@@ -233,9 +242,19 @@ class OnlineTrainer:
 
     def _reset_envs(self) -> np.ndarray:
         seed = self.seed + 7919 * self.segment  # a fresh, reproducible seed per checkpoint segment
-        obs, _ = self.env.reset(seed=seed)
+        obs, infos = self.env.reset(seed=seed)
         self.env.action_space.seed(seed)
+        self._lives = np.asarray(infos["lives"]).copy() if "lives" in infos else None
         return obs
+
+    def _life_lost(self, infos: dict[str, Any], done: np.ndarray) -> np.ndarray:
+        """[E] envs that lost a life this step without their game ending (their lives counter dropped)."""
+        if "lives" not in infos or self._lives is None:
+            raise QlearnError("terminal_on_life_loss needs an env that reports infos['lives'] (an Atari game).")
+        lives = np.asarray(infos["lives"])  # a finished env already shows its reset's lives
+        lost = (lives < self._lives) & ~done
+        self._lives = lives.copy()
+        return lost
 
     def _select_action(self, obs: np.ndarray) -> np.ndarray:
         if self.env_step < self.random_steps:
