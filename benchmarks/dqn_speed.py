@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--cartpole-steps", type=int, default=40_000)
+    parser.add_argument("--cartpole-learning-starts", type=int, default=10_000,
+                        help="set above --cartpole-steps to time the acting/storing path alone (no updates)")
     parser.add_argument("--pong-prefill", type=int, default=2_000)
     parser.add_argument("--pong-steps", type=int, default=1_000, help="timed env steps after the prefill")
     args = parser.parse_args()
@@ -165,7 +167,7 @@ def main() -> None:
 
     if args.only in (None, "cartpole"):
         steps = args.cartpole_steps
-        common = dict(total_steps=steps, learning_starts=10_000, train_every=10, batch_size=128, lr=2.5e-4,
+        common = dict(total_steps=steps, learning_starts=args.cartpole_learning_starts, train_every=10, batch_size=128, lr=2.5e-4,
                       eps_steps=steps // 2, device=args.device, capacity=10_000, hidden=(120, 84), timed_from=0)
         bare, bare_all = median_of(args.repeats, lambda: bare_run("CartPole-v1", target_every_steps=500, **common))
         rows = [("bare PyTorch loop", bare, bare_all)]
