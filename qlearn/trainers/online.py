@@ -128,6 +128,7 @@ class OnlineTrainer:
         self.config = config or {}
         self.num_envs = int(env.num_envs)
         self.device = agent.device
+        self._cpu = self.device.type == "cpu"
         # Counters: everything here is saved in checkpoints.
         self.env_step = 0
         self.updates_done = 0
@@ -260,10 +261,9 @@ class OnlineTrainer:
         if self.env_step < self.random_steps:
             return self.env.action_space.sample()
 
-        def policy() -> np.ndarray:
-            with torch.inference_mode():
-                deterministic = self.exploration is not None
-                return self.agent.act(torch.as_tensor(obs, device=self.device), deterministic).cpu().numpy()
+        def policy() -> np.ndarray:  # agents act without autograd (DQN.act runs under no_grad)
+            obs_t = torch.from_numpy(obs) if self._cpu else torch.as_tensor(obs, device=self.device)
+            return self.agent.act(obs_t, self.exploration is not None).cpu().numpy()
 
         if self.exploration is not None:
             return self.exploration.select(self.env_step, self.num_envs, policy)

@@ -1,0 +1,79 @@
+"""One env behind gymnasium's ``VectorEnv`` API, without ``SyncVectorEnv``'s per-step batching cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+
+def batch_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A single env's info as a one-env vector info: every value in a length-1 array with a ``_key`` mask."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if isinstance(value, dict):
+            out[key] = batch_info(value)
+        elif isinstance(value, (bool, int, float, np.number, np.bool_)):
+            out[key] = np.array([value])
+        else:
+            out[key] = np.empty(1, dtype=object)
+            out[key][0] = value
+        out[f"_{key}"] = np.ones(1, dtype=np.bool_)
+    return out
+
+
+class SingleEnvVector(gym.vector.VectorEnv):
+    """``num_envs = 1`` in SAME_STEP autoreset with the infos layout of ``SyncVectorEnv``.
+
+    A finished episode is reset inside ``step``; its final observation and info are reported as
+    ``infos["final_obs"]`` / ``infos["final_info"]`` with ``_final_obs`` / ``_final_info`` masks,
+    as gymnasium 1.x does. ``tests/test_envs.py`` checks it step for step against ``SyncVectorEnv``;
+    it exists because the generic wrapper costs more than the CartPole step itself
+    (``benchmarks/dqn_step_costs.py``).
+    """
+
+    def __init__(self, env_fn: Callable[[], gym.Env]) -> None:
+        self.env = env_fn()
+        self.envs = [self.env]  # as SyncVectorEnv.envs
+        self.num_envs = 1
+        self.metadata = {**self.env.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.render_mode = self.env.render_mode
+        self.spec = self.env.spec
+        self.single_observation_space = self.env.observation_space
+        self.single_action_space = self.env.action_space
+        self.observation_space = batch_space(self.single_observation_space, 1)
+        self.action_space = batch_space(self.single_action_space, 1)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0]
+        obs, info = self.env.reset(seed=seed, options=options)
+        return np.array(obs)[None], batch_info(info)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        infos = batch_info(info) if info else {}
+        if terminated or truncated:
+            final_obs = np.empty(1, dtype=object)
+            final_obs[0] = obs
+            obs, reset_info = self.env.reset()
+            infos = {
+                **batch_info(reset_info),
+                "final_obs": final_obs,
+                "_final_obs": np.ones(1, dtype=np.bool_),
+                "final_info": infos,
+                "_final_info": np.ones(1, dtype=np.bool_),
+            }
+        return (np.array(obs)[None], np.array([reward], dtype=np.float64), np.array([terminated]),
+                np.array([truncated]), infos)
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.env.close()
