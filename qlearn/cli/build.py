@@ -17,7 +17,8 @@ from qlearn.errors import QlearnError
 from qlearn.logging import CSVLogger, Logger, MultiLogger, NullLogger, TensorBoardLogger
 from qlearn.types import EnvSpec
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The Hydra tree: qlearn/configs links to the top-level configs/ in a checkout and is a copy in a wheel.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 _ENV_TRAINER_KEYS = ("id", "clip_reward", "terminal_on_life_loss")
 
