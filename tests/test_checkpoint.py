@@ -54,7 +54,9 @@ def test_files_that_are_not_qlearn_checkpoints_are_refused(tmp_path: Path) -> No
     truncated.write_bytes((tmp_path / "run" / "checkpoints" / "step_000000005.pt").read_bytes()[:100])
     with pytest.raises(QlearnError):
         load_checkpoint(truncated)
+    empty_run = tmp_path / "empty_run"
+    empty_run.mkdir()
     with pytest.raises(QlearnError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "empty_dir_is_not_a_run" if (tmp_path / "empty_dir_is_not_a_run").mkdir() is None else tmp_path)
+        load_checkpoint(empty_run)
     with pytest.raises(QlearnError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -17,7 +17,6 @@ def evaluate(
     *,
     seed: int,
     epsilon: float = 0.0,
-    max_steps: int | None = None,
 ) -> dict[str, float | int | list[float]]:
     """Run ``episodes`` full episodes with the agent's deterministic policy and report raw returns.
 
@@ -35,7 +34,6 @@ def evaluate(
     returns: list[float] = []
     lengths: list[int] = []
     obs, _ = env.reset(seed=seed)
-    steps = 0
     try:
         while len(returns) < episodes:
             with torch.inference_mode():
@@ -51,9 +49,6 @@ def evaluate(
                 for ret, length in episode_stats(infos, done):
                     returns.append(float(ret))
                     lengths.append(int(length))
-            steps += 1
-            if max_steps is not None and steps >= max_steps and not returns:
-                raise RuntimeError(f"evaluation finished no episode in {max_steps} steps")
     finally:
         agent.train(was_training)
     returns = returns[:episodes]

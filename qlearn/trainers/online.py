@@ -17,7 +17,7 @@ from torch import Tensor
 
 from qlearn.agents.base import Agent
 from qlearn.buffers import ReplayBuffer
-from qlearn.checkpoint import atomic_save, latest_checkpoint, load_buffer_state, save_checkpoint
+from qlearn.checkpoint import latest_checkpoint, load_buffer_state, save_checkpoint
 from qlearn.envs import episode_stats, final_next_obs
 from qlearn.errors import NonFiniteError, QlearnError
 from qlearn.exploration import EpsilonGreedy
@@ -399,4 +399,4 @@ class OnlineTrainer:
         return tqdm(total=self.total_steps, initial=self.env_step, unit="step", dynamic_ncols=True)
 
 
-__all__ = ["OnlineTrainer", "TrainingInterrupted", "atomic_save"]
+__all__ = ["OnlineTrainer", "TrainingInterrupted"]
