@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Agent": "qlearn.agents",
     "DQN": "qlearn.agents",
+    "REDQ": "qlearn.agents",
+    "QEnsemble": "qlearn.networks",
+    "TanhGaussianActor": "qlearn.networks",
     "Batch": "qlearn.types",
     "EnvSpec": "qlearn.types",
     "ReplayBuffer": "qlearn.buffers",

@@ -106,6 +106,10 @@ class FireResetEnv(gym.Wrapper):
         return obs, info
 
 
+def _to_float32(obs: np.ndarray) -> np.ndarray:
+    return obs.astype(np.float32)
+
+
 def make_single_env(
     env_id: str,
     *,
@@ -121,7 +125,8 @@ def make_single_env(
 ) -> gym.Env:
     """One (non-vectorised) env with the same wrappers as each sub-env of `make_env`.
 
-    Non-Atari: ``gymnasium.make(env_id, max_episode_steps=..., render_mode=..., **env_kwargs)``.
+    Non-Atari: ``gymnasium.make(env_id, max_episode_steps=..., render_mode=..., **env_kwargs)``, with
+    float64 Box observations (MuJoCo) cast to float32.
     Atari: ALE with ``frameskip=1`` → ``AtariPreprocessing`` → `FireResetEnv` (if the game has
     FIRE) → ``TimeLimit`` (only if ``max_episode_steps``, counted in agent steps) →
     ``RecordEpisodeStatistics`` → ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
@@ -136,6 +141,11 @@ def make_single_env(
         if render_mode is not None:  # only when asked: some custom envs take no render_mode
             env_kwargs.setdefault("render_mode", render_mode)
         env = _gym_make(env_id, max_episode_steps=max_episode_steps, **env_kwargs)
+        space = env.observation_space
+        if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:  # MuJoCo: half the replay memory
+            low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+            float32_space = gym.spaces.Box(low, high, space.shape, np.float32)
+            env = gym.wrappers.TransformObservation(env, _to_float32, float32_space)
         return gym.wrappers.RecordEpisodeStatistics(env)
 
     _register_ale()

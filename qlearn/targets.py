@@ -103,9 +103,46 @@ def min_of_random_subset(
     """
     if q.dim() != 2:
         raise ValueError(f"q must be [N, B], got shape {tuple(q.shape)}")
-    n = q.shape[0]
-    if not 1 <= m <= n:
-        raise ValueError(f"m must be in [1, {n}], got {m}")
-    device = generator.device if generator is not None else torch.device("cpu")
-    idx = torch.randperm(n, generator=generator, device=device)[:m].to(q.device)  # [M]
+    idx = random_subset(q.shape[0], m, generator).to(q.device)  # [M]
     return q.index_select(0, idx).min(dim=0).values  # [M, B] -> [B]
+
+
+def random_subset(n: int, m: int, generator: torch.Generator | None = None) -> Tensor:
+    """``m`` distinct member indices out of ``n``, drawn uniformly (on the generator's device)."""
+    if not 1 <= m <= n:
+        raise ValueError(f"the subset size must be in [1, {n}], got {m}")
+    device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randperm(n, generator=generator, device=device)[:m]
+
+
+@torch.no_grad()
+def soft_subset_min_value(
+    actor: nn.Module,
+    critic_target: nn.Module,
+    next_obs: Tensor,
+    alpha: Tensor | float,
+    num_min: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """REDQ's soft next-state value ``min_{i in M} Q_target_i(s', a') - alpha * log pi(a'|s')``.
+
+    ``a' ~ pi(.|s')`` is a fresh policy sample and ``M`` a random ``num_min``-subset of the N target
+    critics (Chen et al., 2021, Alg. 1 line 7; with N = M = 2 it is SAC's clipped double-Q soft
+    value, Haarnoja et al., 2018, Eq. 3). Only the chosen members are evaluated.
+
+    Args:
+        actor: module ``obs -> (action [B, A], log_prob [B])``.
+        critic_target: ensemble ``(obs, action, members) -> [M, B]``
+            (see :class:`qlearn.networks.ensemble.QEnsemble`).
+        next_obs: ``[B, *obs_shape]``.
+        alpha: entropy temperature.
+        num_min: subset size M.
+        generator: torch generator for the subset draw; ``None`` uses the global one.
+
+    Returns:
+        ``[B]`` soft values of s'.
+    """
+    members = random_subset(critic_target.num_q, num_min, generator).to(next_obs.device)  # [M]
+    next_action, next_log_prob = actor(next_obs)
+    q = critic_target(next_obs, next_action, members=members)  # [M, B]
+    return q.min(dim=0).values - alpha * next_log_prob  # [B]

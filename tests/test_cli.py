@@ -66,10 +66,29 @@ def test_agent_switches_train_through_the_cli(tmp_path: Path, switches: list[str
         assert text in config
 
 
+@pytest.mark.parametrize("experiment", ["redq_pendulum", "droq_mujoco"])
+def test_continuous_presets_train_and_evaluate_through_the_cli(tmp_path: Path, experiment: str) -> None:
+    run_dir = tmp_path / "run"
+    short = ["total_steps=300", "trainer.random_steps=100", "trainer.learning_starts=100", "trainer.updates_per_step=2",
+             "trainer.batch_size=32", "network.hidden_sizes=[32,32]", "eval.every=150", "eval.episodes=1",
+             "device=cpu", "logger=none"]
+    env = ["env.id=Pendulum-v1"] if experiment.endswith("mujoco") else []
+    proc = run(TRAIN + [f"experiment={experiment}"] + short + env + [f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["agent"] == experiment.split("_")[0] and results["env_id"] == "Pendulum-v1"
+    assert results["updates"] == (300 - 100) * 2 and results["final_eval"]["episodes"] == 1
+    assert -2000 < results["final_eval"]["mean"] < 0  # Pendulum returns are negative, at most ~16 per step
+    proc = run(EVAL + [f"checkpoint={run_dir}", "episodes=1"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["episodes"] == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["env.id=Pendulum-v1"], "discrete action space"),
+        (["experiment=sac_pendulum", "env.id=CartPole-v1"], "continuous (Box) action space"),
         (["resume=/nonexistent/run"], "no checkpoint found"),
         (["trainer.learning_startz=5"], "learning_startz"),
         (["env.id=NoSuchEnv-v0"], "NoSuchEnv-v0"),

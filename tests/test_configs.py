@@ -16,6 +16,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 SPECS = {
     "CartPole-v1": EnvSpec((4,), "float32", (), num_actions=2),
     "PongNoFrameskip-v4": EnvSpec((4, 84, 84), "uint8", (), num_actions=6),
+    "Pendulum-v1": EnvSpec((3,), "float32", (1,), action_low=(-2.0,), action_high=(2.0,)),
+    "Hopper-v5": EnvSpec((11,), "float32", (3,), action_low=(-1.0,) * 3, action_high=(1.0,) * 3),
 }
 
 
@@ -34,9 +36,46 @@ def leaf_differences(a: object, b: object, path: str = "") -> list[str]:
 def test_every_experiment_composes_and_builds_its_agent(experiment: str) -> None:
     import torch
 
+    from qlearn.agents import DQN, REDQ
+
     cfg = resolved([f"experiment={experiment}"])
-    agent = build_agent(cfg["agent"], SPECS[cfg["env"]["id"]], torch.device("cpu"))
-    assert agent.num_actions == SPECS[cfg["env"]["id"]].num_actions
+    spec = SPECS[cfg["env"]["id"]]
+    agent = build_agent(cfg["agent"], spec, torch.device("cpu"))
+    if spec.discrete:
+        assert isinstance(agent, DQN) and agent.num_actions == spec.num_actions
+    else:
+        assert isinstance(agent, REDQ) and cfg.get("exploration") is None
+        assert agent.actor_update_every == cfg["trainer"]["updates_per_step"]  # one actor step per env step
+
+
+# (experiment, N, M, UTD, actor aggregate, dropout, LayerNorm, target entropy on Hopper)
+CONTINUOUS_PRESETS = [
+    ("sac_mujoco", 2, 2, 1, "min", 0.0, False, -3.0),  # Haarnoja et al., 2018: -|A|
+    ("redq_mujoco", 10, 2, 20, "mean", 0.0, False, -1.0),  # REDQ code: MBPO's Hopper entropy
+    ("droq_mujoco", 2, 2, 20, "mean", 0.0001, True, -1.0),  # DroQ README: Hopper dropout 1e-4
+]
+
+
+@pytest.mark.parametrize("preset", CONTINUOUS_PRESETS, ids=lambda p: p[0])
+def test_continuous_presets_carry_the_papers_settings(preset: tuple) -> None:
+    import torch
+
+    name, num_q, num_min, utd, actor_q, dropout, layer_norm, entropy = preset
+    cfg = resolved([f"experiment={name}"])
+    assert cfg["env"]["id"] == "Hopper-v5" and cfg["trainer"]["updates_per_step"] == utd
+    agent = build_agent(cfg["agent"], SPECS["Hopper-v5"], torch.device("cpu"))
+    assert (agent.critic.num_q, agent.num_min, agent.actor_q) == (num_q, num_min, actor_q)
+    assert agent.target_entropy == entropy
+    dropouts = [m.p for m in agent.critic.net if isinstance(m, torch.nn.Dropout)]
+    assert dropouts == ([dropout] * 2 if dropout else [])
+    assert any("LayerNorm" in type(m).__name__ for m in agent.critic.net) == layer_norm
+
+
+def test_per_env_settings_follow_env_id() -> None:
+    cfg = resolved(["experiment=droq_mujoco", "env.id=Humanoid-v5"])
+    assert cfg["agent"]["dropout"] == 0.1 and cfg["agent"]["target_entropy"] == -2
+    cfg = resolved(["experiment=droq_mujoco", "env.id=Swimmer-v5"])  # not in the tables: the defaults
+    assert cfg["agent"]["dropout"] == 0.01 and cfg["agent"]["target_entropy"] == "auto"
 
 
 def test_double_dqn_differs_from_dqn_only_in_the_target_block() -> None:

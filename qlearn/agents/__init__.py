@@ -2,5 +2,6 @@
 
 from qlearn.agents.base import Agent
 from qlearn.agents.dqn import DQN
+from qlearn.agents.redq import REDQ
 
-__all__ = ["Agent", "DQN"]
+__all__ = ["DQN", "REDQ", "Agent"]

@@ -29,12 +29,20 @@ def _total_updates(*, _root_: DictConfig) -> int:
     return max(1, (int(_root_.total_steps) - int(t.learning_starts)) * int(t.updates_per_step) // int(t.train_every))
 
 
+def _by_env(env_id: str, table: Any, default: Any = None) -> Any:
+    """The entry of ``table`` for ``env_id``'s name without version (``Hopper-v5`` -> ``Hopper``), else ``default``."""
+    return table.get(str(env_id).split("/")[-1].split("-v")[0], default)
+
+
 def register_resolvers() -> None:
-    """``${qlearn.mul_int:a,b}`` = int(a*b) and ``${qlearn.total_updates:}`` for schedule lengths."""
+    """``${qlearn.mul_int:a,b}`` = int(a*b), ``${qlearn.total_updates:}`` for schedule lengths, and
+    ``${qlearn.by_env:${env.id},{Hopper: 0.1, Ant: 0.2},default}`` for per-env settings."""
     if not OmegaConf.has_resolver("qlearn.mul_int"):
         OmegaConf.register_new_resolver("qlearn.mul_int", lambda a, b: int(float(a) * float(b)))
     if not OmegaConf.has_resolver("qlearn.total_updates"):
         OmegaConf.register_new_resolver("qlearn.total_updates", _total_updates)
+    if not OmegaConf.has_resolver("qlearn.by_env"):
+        OmegaConf.register_new_resolver("qlearn.by_env", _by_env)
 
 
 def env_options(env_cfg: Any) -> dict[str, Any]:

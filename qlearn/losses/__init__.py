@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from qlearn.losses.td import td_loss
+from qlearn.losses.sac import sac_actor_loss, temperature_loss
+from qlearn.losses.td import ensemble_td_loss, td_loss
 
-__all__ = ["td_loss"]
+__all__ = ["ensemble_td_loss", "sac_actor_loss", "td_loss", "temperature_loss"]

@@ -54,3 +54,26 @@ def td_loss(
     if weight is not None:
         per_sample = per_sample * weight  # [B]
     return per_sample.mean()  # []
+
+
+def ensemble_td_loss(
+    pred: Tensor, target: Tensor, kind: str = "mse", weight: Tensor | None = None
+) -> Tensor:
+    """TD loss of an ensemble, **summed** over members: ``sum_n mean_i w_i * l(Q_n(s_i, a_i) - y_i)``.
+
+    Every member regresses on the same target ``y`` (Chen et al., 2021, REDQ Alg. 1 line 8). Summing
+    (not averaging) over members gives each member the gradient it would get alone, as the REDQ
+    reference (``MSE * num_Q``) and CleanRL's SAC (``qf1_loss + qf2_loss``) do.
+
+    Args:
+        pred: ``[N, B]`` member estimates.
+        target: ``[B]`` shared targets.
+        kind: ``"mse"`` or ``"huber"``, as in :func:`td_loss`.
+        weight: ``[B]`` per-sample weights, or ``None``.
+    """
+    if pred.dim() != 2 or target.shape != pred.shape[1:]:
+        raise ValueError(
+            f"pred must be [N, B] and target [B], got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    expanded_weight = None if weight is None else weight.expand_as(pred)
+    return pred.shape[0] * td_loss(pred, target.expand_as(pred), kind=kind, weight=expanded_weight)

@@ -1,12 +1,19 @@
-"""Neural-network building blocks: MLPs, observation encoders and Q-networks."""
+"""Neural-network building blocks: MLPs, encoders, Q-networks, critic ensembles and actors."""
 
 from __future__ import annotations
 
+from qlearn.networks.actors import TanhGaussianActor, tanh_gaussian_log_prob
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
+from qlearn.networks.ensemble import EnsembleLayerNorm, EnsembleLinear, QEnsemble
 from qlearn.networks.mlp import MLP, hidden_layers, resolve_activation
 from qlearn.networks.q import DuelingHead, QNetwork, build_q_network
 
 __all__ = [
+    "EnsembleLayerNorm",
+    "EnsembleLinear",
+    "QEnsemble",
+    "TanhGaussianActor",
+    "tanh_gaussian_log_prob",
     "MLP",
     "DuelingHead",
     "MLPEncoder",

@@ -1,0 +1,242 @@
+"""REDQ template: SAC and DroQ are settings of the same agent (ensemble size, subset size, UTD, dropout)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qlearn.agents.base import Agent
+from qlearn.errors import QlearnError
+from qlearn.losses.sac import sac_actor_loss, temperature_loss
+from qlearn.losses.td import ensemble_td_loss
+from qlearn.networks.actors import TanhGaussianActor
+from qlearn.networks.ensemble import QEnsemble
+from qlearn.targets import soft_subset_min_value, td_target
+from qlearn.types import Batch, EnvSpec, Metrics
+from qlearn.updaters import PolyakUpdate, make_target
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+_ACTOR_Q = ("mean", "min")
+
+
+def adam(lr: float = 3e-4) -> OptimizerFactory:
+    """Adam with learning rate ``lr`` (3e-4: Haarnoja et al., 2018, Table 1; REDQ reference code)."""
+    return lambda params: torch.optim.Adam(params, lr=lr)
+
+
+class REDQ(Agent):
+    """Randomized Ensembled Double Q-learning (Chen et al., 2021, Alg. 1) on a soft actor-critic.
+
+    One ``update(batch)`` call is one critic step; the trainer's ``updates_per_step`` is the UTD
+    ratio G. Order within a call: critic -> (every ``actor_update_every`` calls) actor -> alpha ->
+    Polyak target update. The reference code computes its policy loss before the critic's optimizer
+    step of the same iteration; we update the critic first and evaluate the actor on it.
+
+    * critic: ``y = r + discount (1 - d) (min_{i in M} Q_target_i(s', a') - alpha log pi(a'|s'))``,
+      ``L = sum_i mean_B (Q_i(s, a) - y)^2`` (Alg. 1 lines 7-8; summed over members as the reference).
+    * actor: ``mean_B [alpha log pi(a~|s) - agg_i Q_i(s, a~)]`` with ``agg`` the mean over all N
+      (REDQ, Alg. 1 line 11) or the min (SAC, Haarnoja et al., 2018).
+    * alpha: ``-log alpha (log pi + H_target)`` (Haarnoja et al., 2018, "SAC Algorithms and
+      Applications", Eq. 18); ``learn_alpha=False`` keeps ``init_alpha``.
+
+    SAC is N = M = 2, G = 1, ``actor_q="min"``; REDQ is N = 10, M = 2, G = 20, ``actor_update_every=20``;
+    DroQ is REDQ's settings with N = 2 and dropout + LayerNorm critics (Hiraoka et al., 2022).
+
+    Args:
+        actor: module ``obs -> (action [B, A], log_prob [B])`` with an ``act(obs, deterministic)``.
+        critic: :class:`QEnsemble` ``(obs, action) -> [N, B]``.
+        num_min: M, the size of the random subset minimised over in the target.
+        actor_q: ``"mean"`` or ``"min"`` over the N critics in the actor loss.
+        actor_update_every: actor and alpha step every this many critic steps (REDQ's policy delay).
+        gamma: discount for one-step batches.
+        init_alpha: initial entropy temperature.
+        learn_alpha: tune alpha toward ``target_entropy``.
+        target_entropy: entropy target; ``None`` means ``-|A|`` (Haarnoja et al., 2018, Sec. 5).
+        target_updater: moves the target critics; its ``every`` counts critic steps.
+        critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
+        critic_regularizer: optional extra critic term ``f(agent, batch) -> scalar`` (e.g. CQL).
+        seed: seeds the generator of the random subsets (saved with the agent).
+    """
+
+    def __init__(
+        self,
+        actor: nn.Module,
+        critic: QEnsemble,
+        *,
+        num_min: int = 2,
+        actor_q: str = "mean",
+        actor_update_every: int = 1,
+        gamma: float = 0.99,
+        init_alpha: float = 1.0,
+        learn_alpha: bool = True,
+        target_entropy: float | None = None,
+        target_updater: PolyakUpdate | None = None,
+        critic_optimizer: OptimizerFactory | None = None,
+        actor_optimizer: OptimizerFactory | None = None,
+        alpha_optimizer: OptimizerFactory | None = None,
+        critic_regularizer: Callable[[REDQ, Batch], Tensor] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if actor_q not in _ACTOR_Q:
+            raise ValueError(f"actor_q must be one of {_ACTOR_Q}, got {actor_q!r}")
+        if not 1 <= num_min <= critic.num_q:
+            raise ValueError(f"num_min must be in [1, num_q={critic.num_q}], got {num_min}")
+        if actor_update_every < 1:
+            raise ValueError(f"actor_update_every must be >= 1, got {actor_update_every}")
+        if init_alpha <= 0:
+            raise ValueError(f"init_alpha must be > 0, got {init_alpha}")
+        self.actor = actor
+        self.critic = critic
+        self.critic_target = make_target(critic)
+        self.num_min = int(num_min)
+        self.actor_q = actor_q
+        self.actor_update_every = int(actor_update_every)
+        self.gamma = float(gamma)
+        self.learn_alpha = bool(learn_alpha)
+        action_dim = int(getattr(actor, "action_dim", 1))
+        self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
+        self.target_updater = target_updater if target_updater is not None else PolyakUpdate(0.005)
+        self.critic_regularizer = critic_regularizer
+        log_alpha = torch.tensor(math.log(init_alpha))
+        if self.learn_alpha:
+            self.log_alpha = nn.Parameter(log_alpha)
+        else:
+            self.register_buffer("log_alpha", log_alpha)
+        self.optimizers = {
+            "critic": (critic_optimizer or adam())(self.critic.parameters()),
+            "actor": (actor_optimizer or adam())(self.actor.parameters()),
+        }
+        if self.learn_alpha:
+            self.optimizers["alpha"] = (alpha_optimizer or adam())([self.log_alpha])
+        self.subset_generator = torch.Generator().manual_seed(int(seed))
+        self._actor_metrics: Metrics = {}
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: EnvSpec,
+        *,
+        num_q: int = 2,
+        hidden_sizes: Sequence[int] = (256, 256),
+        actor_hidden_sizes: Sequence[int] | None = None,
+        activation: str = "relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+        lr: float = 3e-4,
+        actor_lr: float | None = None,
+        alpha_lr: float | None = None,
+        tau: float = 0.005,
+        target_entropy: float | str | None = "auto",
+        **kwargs: Any,
+    ) -> REDQ:
+        """Build a tanh-Gaussian actor and an N-critic ensemble (MLPs on flat obs) for ``spec``.
+
+        ``target_entropy="auto"`` (or ``None``) is ``-|A|``; ``actor_lr``/``alpha_lr`` default to ``lr``.
+        """
+        if spec.discrete:
+            raise QlearnError(
+                f"REDQ/SAC/DroQ need a continuous (Box) action space, but this env's actions are "
+                f"Discrete({spec.num_actions}). Choose an env with continuous actions (e.g. "
+                f"env.id=Pendulum-v1) or a discrete-action agent (agent=dqn)."
+            )
+        assert spec.action_low is not None and spec.action_high is not None
+        obs_dim = int(math.prod(spec.obs_shape))
+        action_dim = int(math.prod(spec.action_shape))
+        actor = TanhGaussianActor(
+            obs_dim, spec.action_low, spec.action_high,
+            hidden_sizes=hidden_sizes if actor_hidden_sizes is None else actor_hidden_sizes,
+            activation=activation,
+        )
+        critic = QEnsemble(obs_dim, action_dim, num_q, hidden_sizes, activation, layer_norm, dropout)
+        if isinstance(target_entropy, str):
+            if target_entropy != "auto":
+                raise QlearnError(f"target_entropy must be a number or 'auto' (= -|A|), got {target_entropy!r}")
+            target_entropy = None
+        return cls(
+            actor,
+            critic,
+            target_entropy=target_entropy,
+            target_updater=PolyakUpdate(tau),
+            critic_optimizer=adam(lr),
+            actor_optimizer=adam(lr if actor_lr is None else actor_lr),
+            alpha_optimizer=adam(lr if alpha_lr is None else alpha_lr),
+            **kwargs,
+        )
+
+    @property
+    def alpha(self) -> Tensor:
+        """The entropy temperature ``exp(log alpha)``, detached."""
+        return self.log_alpha.detach().exp()
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions ``[E, A]`` in the env's bounds: sampled, or ``tanh(mean)`` rescaled when deterministic."""
+        return self.actor.act(obs, deterministic=deterministic)
+
+    def update(self, batch: Batch) -> Metrics:
+        alpha = self.alpha
+        with torch.no_grad():
+            next_v = soft_subset_min_value(
+                self.actor, self.critic_target, batch.next_obs, alpha, self.num_min, self.subset_generator
+            )
+            discount = self.gamma if batch.discount is None else batch.discount
+            y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
+        q = self.critic(batch.obs, batch.action)  # [N, B]
+        critic_loss = ensemble_td_loss(q, y, kind="mse", weight=batch.weight)
+        loss = critic_loss
+        metrics: Metrics = {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean()}
+        if self.critic_regularizer is not None:
+            reg = self.critic_regularizer(self, batch)
+            loss = loss + reg
+            metrics["train/critic_regularizer"] = reg.detach()
+        critic_opt = self.optimizers["critic"]
+        critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        critic_opt.step()
+        self.num_updates += 1
+        if self.num_updates % self.actor_update_every == 0:
+            self._actor_metrics = self._update_actor_and_alpha(batch.obs, alpha)
+        self.target_updater(self.critic, self.critic_target, self.num_updates)
+        metrics["train/loss"] = loss.detach()
+        metrics.update(self._actor_metrics)
+        if batch.weight is not None:  # prioritized replay: |delta| of the ensemble mean as the priority
+            metrics["td_error"] = (q.detach().mean(dim=0) - y).abs()
+        return metrics
+
+    def _update_actor_and_alpha(self, obs: Tensor, alpha: Tensor) -> Metrics:
+        self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
+        try:
+            action, log_prob = self.actor(obs)
+            q = self.critic(obs, action)  # [N, B]
+            q_pi = q.mean(dim=0) if self.actor_q == "mean" else q.min(dim=0).values
+            actor_loss = sac_actor_loss(log_prob, q_pi, alpha)
+            actor_opt = self.optimizers["actor"]
+            actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            actor_opt.step()
+        finally:
+            self.critic.requires_grad_(True)
+        metrics: Metrics = {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()}
+        if self.learn_alpha:
+            alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+            alpha_opt = self.optimizers["alpha"]
+            alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            alpha_opt.step()
+            metrics["train/alpha_loss"] = alpha_loss.detach()
+        metrics["train/alpha"] = self.alpha
+        return metrics
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state = super().get_extra_state()
+        state["subset_generator"] = self.subset_generator.get_state()
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        self.subset_generator.set_state(state["subset_generator"])

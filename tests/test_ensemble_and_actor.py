@@ -1,0 +1,130 @@
+"""Critic ensemble and tanh-Gaussian actor: equal to N separate nets, independent init, exact log-probs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from qlearn.networks import MLP, EnsembleLinear, QEnsemble, TanhGaussianActor, tanh_gaussian_log_prob
+
+
+def copy_mlps_into(ensemble: QEnsemble, mlps: list[MLP]) -> None:
+    for i, mlp in enumerate(mlps):
+        linears = [m for m in mlp.net if isinstance(m, nn.Linear)]
+        for ens_layer, linear in zip(ensemble.linear_layers(), linears, strict=True):
+            ens_layer.load_member(i, linear)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_ensemble_equals_n_separate_networks_with_the_same_weights(layer_norm: bool) -> None:
+    torch.manual_seed(0)
+    obs_dim, act_dim, n = 5, 2, 4
+    mlps = [MLP(obs_dim + act_dim, 1, (32, 16), layer_norm=layer_norm) for _ in range(n)]
+    ensemble = QEnsemble(obs_dim, act_dim, n, (32, 16), layer_norm=layer_norm)
+    copy_mlps_into(ensemble, mlps)
+    obs, act = torch.randn(9, obs_dim), torch.randn(9, act_dim)
+    expected = torch.stack([m(torch.cat((obs, act), -1)).squeeze(-1) for m in mlps])  # [N, B]
+    torch.testing.assert_close(ensemble(obs, act), expected)
+    members = torch.tensor([3, 1])
+    torch.testing.assert_close(ensemble(obs, act, members=members), expected[members])
+
+
+def test_ensemble_gradients_equal_separate_network_gradients() -> None:
+    torch.manual_seed(1)
+    mlps = [MLP(4, 1, (8,)) for _ in range(3)]
+    ensemble = QEnsemble(3, 1, 3, (8,))
+    copy_mlps_into(ensemble, mlps)
+    obs, act, y = torch.randn(6, 3), torch.randn(6, 1), torch.randn(6)
+    (ensemble(obs, act) - y).pow(2).mean(dim=1).sum().backward()
+    for mlp in mlps:
+        (mlp(torch.cat((obs, act), -1)).squeeze(-1) - y).pow(2).mean().backward()
+    first = ensemble.linear_layers()[0]
+    for i, mlp in enumerate(mlps):
+        torch.testing.assert_close(first.weight.grad[i], mlp.net[0].weight.grad.T)
+
+
+def test_ensemble_members_are_initialised_independently_like_nn_linear() -> None:
+    torch.manual_seed(0)
+    layer = EnsembleLinear(10, 64, 256)
+    bound = 1 / math.sqrt(64)
+    assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
+    assert layer.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.02)  # U(-b, b)
+    flat = layer.weight.flatten(1)
+    assert not any(torch.equal(flat[0], flat[i]) for i in range(1, 10))
+    corr = torch.corrcoef(flat)[0, 1:].abs().max()
+    assert corr < 0.05
+
+
+def test_ensemble_output_shape_dropout_and_train_eval_mode() -> None:
+    torch.manual_seed(0)
+    ensemble = QEnsemble(3, 2, num_q=5, hidden_sizes=(16, 16), layer_norm=True, dropout=0.5)
+    obs, act = torch.randn(7, 3), torch.randn(7, 2)
+    assert ensemble(obs, act).shape == (5, 7)
+    ensemble.eval()
+    torch.testing.assert_close(ensemble(obs, act), ensemble(obs, act))
+    ensemble.train()
+    assert not torch.equal(ensemble(obs, act), ensemble(obs, act))
+
+
+def test_every_ensemble_parameter_updates_after_one_step() -> None:
+    torch.manual_seed(0)
+    ensemble = QEnsemble(3, 2, num_q=3, hidden_sizes=(8,), layer_norm=True)
+    before = [p.detach().clone() for p in ensemble.parameters()]
+    opt = torch.optim.SGD(ensemble.parameters(), lr=0.1)
+    ensemble(torch.randn(5, 3), torch.randn(5, 2)).pow(2).sum().backward()
+    opt.step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, ensemble.parameters()))
+
+
+def numerical_log_density(actor: TanhGaussianActor, obs: torch.Tensor, action: float) -> float:
+    """log p(a) for a 1-D action by change of variables with a finite-difference Jacobian."""
+    mean, log_std = actor.distribution(obs)
+    mean, std = mean.item(), log_std.exp().item()
+    center, scale = actor.center.item(), actor.scale.item()
+    u = math.atanh((action - center) / scale)
+    h = 1e-6
+    dadu = scale * (math.tanh(u + h) - math.tanh(u - h)) / (2 * h)
+    log_normal = -0.5 * ((u - mean) / std) ** 2 - math.log(std) - 0.5 * math.log(2 * math.pi)
+    return log_normal - math.log(dadu)
+
+
+def test_tanh_gaussian_log_prob_matches_a_numerical_change_of_variables() -> None:
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(3, action_low=[-2.0], action_high=[1.0], hidden_sizes=(16,)).double()
+    obs = torch.randn(1, 3, dtype=torch.float64)
+    for _ in range(5):
+        action, log_prob = actor(obs)
+        assert -2.0 < action.item() < 1.0
+        assert log_prob.item() == pytest.approx(numerical_log_density(actor, obs, action.item()), abs=1e-5)
+
+
+def test_tanh_gaussian_density_integrates_to_one() -> None:
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(2, action_low=[-1.0], action_high=[3.0], hidden_sizes=(8,)).double()
+    obs = torch.randn(1, 2, dtype=torch.float64)
+    mean, log_std = actor.distribution(obs)
+    a = torch.linspace(-1.0, 3.0, 400_001, dtype=torch.float64)[1:-1]
+    u = torch.atanh((a - actor.center) / actor.scale).unsqueeze(-1)
+    density = tanh_gaussian_log_prob(u, mean, log_std, actor.log_scale).exp()
+    assert torch.trapezoid(density, a).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_actor_scales_actions_to_bounds_and_deterministic_is_the_squashed_mean() -> None:
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(4, action_low=[-2.0, 0.0], action_high=[2.0, 1.0], hidden_sizes=(16,))
+    obs = torch.randn(1000, 4) * 10
+    action = actor.act(obs)
+    assert action.shape == (1000, 2)
+    assert (action[:, 0].abs() <= 2).all() and ((action[:, 1] >= 0) & (action[:, 1] <= 1)).all()
+    mean, _ = actor.distribution(obs)
+    torch.testing.assert_close(actor.act(obs, deterministic=True), actor.center + actor.scale * torch.tanh(mean))
+
+
+def test_actor_refuses_infinite_or_inverted_bounds() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        TanhGaussianActor(3, action_low=[-math.inf], action_high=[1.0])
+    with pytest.raises(ValueError, match="high > low"):
+        TanhGaussianActor(3, action_low=[1.0], action_high=[-1.0])

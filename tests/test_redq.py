@@ -1,0 +1,216 @@
+"""REDQ / SAC / DroQ agent: the target on hand-built values, update order and cadence, temperature
+direction, state round trip, discrete-env refusal, and a one-step bandit whose Q* is known."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from qlearn.agents import REDQ
+from qlearn.errors import QlearnError
+from qlearn.losses import ensemble_td_loss, sac_actor_loss, temperature_loss
+from qlearn.targets import random_subset, soft_subset_min_value, td_target
+from qlearn.types import Batch, EnvSpec
+
+PENDULUM = EnvSpec((3,), "float32", (1,), action_low=(-2.0,), action_high=(2.0,))
+
+
+def random_batch(batch_size: int = 32, obs_dim: int = 3, act_dim: int = 1, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(batch_size, obs_dim, generator=g),
+        action=torch.rand(batch_size, act_dim, generator=g) * 4 - 2,
+        reward=torch.randn(batch_size, generator=g),
+        next_obs=torch.randn(batch_size, obs_dim, generator=g),
+        terminated=(torch.rand(batch_size, generator=g) < 0.25).float(),
+    )
+
+
+class FixedActor(nn.Module):
+    """Returns the same action and log-probability for every state."""
+
+    def __init__(self, action: float, log_prob: float) -> None:
+        super().__init__()
+        self.action, self.log_prob = action, log_prob
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        b = obs.shape[0]
+        return torch.full((b, 1), self.action), torch.full((b,), self.log_prob)
+
+
+class TableCritic(nn.Module):
+    """Q_i(s, .) = table[i, s] for integer states s; evaluates only the requested members."""
+
+    def __init__(self, table: list[list[float]]) -> None:
+        super().__init__()
+        self.table = torch.tensor(table)
+        self.num_q = self.table.shape[0]
+
+    def forward(self, obs: Tensor, action: Tensor, members: Tensor | None = None) -> Tensor:
+        table = self.table if members is None else self.table[members]
+        return table[:, obs.long()]  # [M, B]
+
+
+# 3 target critics x 2 next states, chosen so that each 2-subset of members gives a distinct pair of minima.
+TABLE = [[2.0, 4.0], [1.0, 6.0], [3.0, 5.0]]
+SUBSET_MINIMA = {(0, 1): (1.0, 4.0), (0, 2): (2.0, 4.0), (1, 2): (1.0, 5.0)}
+
+
+def test_soft_value_with_m_equal_n_is_the_plain_min_minus_the_entropy_term() -> None:
+    v = soft_subset_min_value(FixedActor(0.3, -1.5), TableCritic(TABLE), torch.tensor([0, 1]), alpha=0.2, num_min=3)
+    torch.testing.assert_close(v, torch.tensor([1.0 + 0.3, 4.0 + 0.3]))  # min - 0.2 * (-1.5)
+
+
+def test_soft_value_takes_the_min_over_a_uniformly_random_pair() -> None:
+    g = torch.Generator().manual_seed(0)
+    seen: Counter[tuple[float, float]] = Counter()
+    for _ in range(3000):
+        v = soft_subset_min_value(FixedActor(0.0, 0.5), TableCritic(TABLE), torch.tensor([0, 1]), 1.0, 2, g)
+        seen[tuple(round(x + 0.5, 4) for x in v.tolist())] += 1  # add back alpha * log_prob
+    assert set(seen) == set(SUBSET_MINIMA.values())
+    for pair, count in seen.items():
+        assert count / 3000 == pytest.approx(1 / 3, abs=0.04), pair
+
+
+def test_redq_target_on_a_hand_built_batch() -> None:
+    # y = r + gamma (1 - d) (min_{M} Q_target(s', a') - alpha log pi(a'|s')), with M = N = 3.
+    next_v = soft_subset_min_value(FixedActor(0.0, -2.0), TableCritic(TABLE), torch.tensor([1, 0, 1]), 0.5, 3)
+    y = td_target(torch.tensor([1.0, -1.0, 0.5]), torch.tensor([0.0, 0.0, 1.0]), next_v, 0.9)
+    # next values: s1: 4 + 1 = 5, s0: 1 + 1 = 2; the third is terminal.
+    torch.testing.assert_close(y, torch.tensor([1.0 + 0.9 * 5.0, -1.0 + 0.9 * 2.0, 0.5]))
+
+
+def test_random_subset_draws_distinct_members() -> None:
+    g = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        idx = random_subset(10, 2, g)
+        assert idx.shape == (2,) and idx[0] != idx[1] and 0 <= int(idx.min()) and int(idx.max()) < 10
+    with pytest.raises(ValueError, match="subset size"):
+        random_subset(2, 3)
+
+
+def test_ensemble_td_loss_sums_member_mses() -> None:
+    q = torch.tensor([[1.0, 2.0], [0.0, 4.0]])
+    y = torch.tensor([1.0, 1.0])
+    assert ensemble_td_loss(q, y).item() == pytest.approx((0 + 1) / 2 + (1 + 9) / 2)
+    with pytest.raises(ValueError, match=r"\[N, B\]"):
+        ensemble_td_loss(q, y.unsqueeze(-1))
+
+
+def test_sac_actor_loss_and_temperature_direction() -> None:
+    assert sac_actor_loss(torch.tensor([1.0, -1.0]), torch.tensor([2.0, 4.0]), 0.5).item() == pytest.approx(-3.0)
+    for log_prob, should_rise in ((torch.full((8,), 2.0), True), (torch.full((8,), -5.0), False)):
+        log_alpha = nn.Parameter(torch.tensor(0.0))
+        opt = torch.optim.SGD([log_alpha], lr=0.1)
+        temperature_loss(log_alpha, log_prob, target_entropy=-1.0).backward()
+        opt.step()
+        # log_prob 2: entropy -2 is below the target -1, so alpha must rise; log_prob -5: entropy 5, alpha falls
+        assert (log_alpha.item() > 0) == should_rise
+
+
+def test_agent_temperature_rises_when_the_policy_entropy_is_below_target() -> None:
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), target_entropy=50.0)  # unreachable: alpha must rise
+    for _ in range(5):
+        agent.update(random_batch())
+    assert agent.alpha.item() > 1.0
+    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), target_entropy=-50.0)
+    for _ in range(5):
+        agent.update(random_batch())
+    assert agent.alpha.item() < 1.0
+
+
+def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, num_q=4, hidden_sizes=(16,), gamma=0.9, actor_update_every=100)
+    batch = random_batch()
+    generator = torch.Generator().set_state(agent.subset_generator.get_state())
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(7)
+        next_action, next_log_prob = agent.actor(batch.next_obs)
+        members = random_subset(4, 2, generator)
+        q_next = agent.critic_target(batch.next_obs, next_action)[members].min(dim=0).values
+        y = batch.reward + 0.9 * (1 - batch.terminated) * (q_next - agent.alpha * next_log_prob)
+        expected = (agent.critic(batch.obs, batch.action) - y).pow(2).mean(dim=1).sum()
+    torch.manual_seed(7)
+    metrics = agent.update(batch)
+    assert metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_update_order_is_critic_actor_alpha_target_and_actor_waits_its_turn() -> None:
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), actor_update_every=3)
+    calls: list[str] = []
+    for name, opt in agent.optimizers.items():
+        step = opt.step
+        opt.step = lambda *a, _n=name, _s=step, **k: (calls.append(_n), _s(*a, **k))[1]  # type: ignore[method-assign]
+    updater = agent.target_updater
+    agent.target_updater = lambda online, target, step: (calls.append("target"), updater(online, target, step))  # type: ignore[assignment]
+    for _ in range(3):
+        agent.update(random_batch())
+    assert calls == ["critic", "target", "critic", "target", "critic", "actor", "alpha", "target"]
+
+
+def test_target_critic_moves_by_polyak_and_never_receives_gradients() -> None:
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), tau=0.1)
+    online_before = [p.detach().clone() for p in agent.critic.parameters()]
+    target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
+    agent.update(random_batch())
+    for p0, t0, p, t in zip(online_before, target_before, agent.critic.parameters(), agent.critic_target.parameters()):
+        assert t.grad is None and not t.requires_grad
+        torch.testing.assert_close(t, 0.9 * t0 + 0.1 * p)
+        assert not torch.equal(p, p0)
+
+
+def test_state_dict_round_trip_reproduces_the_next_update() -> None:
+    torch.manual_seed(0)
+    a = REDQ.from_spec(PENDULUM, num_q=5, hidden_sizes=(16,), seed=3)
+    for i in range(4):
+        a.update(random_batch(seed=i))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = REDQ.from_spec(PENDULUM, num_q=5, hidden_sizes=(16,), seed=99)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    assert b.num_updates == 4 and b.alpha.item() == a.alpha.item()
+    torch.manual_seed(5)
+    ma = a.update(random_batch(seed=9))
+    torch.manual_seed(5)
+    mb = b.update(random_batch(seed=9))
+    for key in ma:
+        assert torch.equal(ma[key], mb[key]), key
+
+
+def test_discrete_action_space_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(QlearnError, match="continuous"):
+        REDQ.from_spec(EnvSpec((4,), "float32", (), num_actions=2))
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="num_min"):
+        REDQ.from_spec(PENDULUM, num_q=2, num_min=3)
+    with pytest.raises(ValueError, match="actor_q"):
+        REDQ.from_spec(PENDULUM, actor_q="max")
+
+
+@pytest.mark.parametrize("settings", [{"num_q": 2, "actor_q": "min"}, {"num_q": 5, "num_min": 2}])
+def test_one_step_bandit_learns_q_star_and_the_best_action(settings: dict) -> None:
+    """One-step episodes with r(a) = -(a - 0.5)^2 on [-2, 2]: Q*(s, a) = r(a) and the best action is 0.5."""
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(64, 64), init_alpha=0.01, learn_alpha=False, lr=3e-3, **settings)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        action = torch.rand(64, 1, generator=g) * 4 - 2
+        obs = torch.ones(64, 3)
+        batch = Batch(obs, action, -(action[:, 0] - 0.5) ** 2, obs, torch.ones(64))
+        agent.update(batch)
+    grid = torch.linspace(-1.5, 1.5, 7).unsqueeze(-1)
+    q = agent.critic(torch.ones(7, 3), grid).mean(dim=0)
+    torch.testing.assert_close(q, -(grid[:, 0] - 0.5) ** 2, atol=0.15, rtol=0.0)
+    best = agent.act(torch.ones(1, 3), deterministic=True).item()
+    assert best == pytest.approx(0.5, abs=0.1)
