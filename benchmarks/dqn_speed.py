@@ -97,7 +97,7 @@ def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every
     n_actions = int(env.action_space.n)
     q = build_q_network(obs.shape, n_actions, kind="auto", hidden_sizes=hidden).to(device)
     q_target = copy.deepcopy(q)
-    opt = torch.optim.Adam(q.parameters(), lr=lr)
+    opt = torch.optim.Adam(q.parameters(), lr=lr, fused=True)  # as qlearn.optim.adam
     obs_buf = np.zeros((capacity, *obs.shape), dtype=obs.dtype)
     next_buf = np.zeros_like(obs_buf)
     act_buf = np.zeros(capacity, dtype=np.int64)

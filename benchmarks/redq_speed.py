@@ -10,9 +10,10 @@ steps after the start steps, measured four ways in the same process:
   acting, sampling, G updates per step): the number users get.
 * ``qlearn update``: ``REDQ.update`` alone on pre-sampled batches.
 * ``bare math``: the same update written inline in plain PyTorch (stacked critic weights, batched
-  matmuls, the same kernels, one Adam per network, no qlearn code): the floor.
+  matmuls, the same kernels, one fused Adam per network, no qlearn code): the floor.
 * ``loop``: the same update with N separate ``nn.Sequential`` critics and N Adams in Python loops,
-  as the REDQ reference code does it.
+  as the REDQ reference code does it (fused Adam too, so only the layout differs).
+* ``qlearn compiled`` (with ``--compile``): ``REDQ(compile=True)``, the losses through torch.compile.
 
 Update timings are scaled to 1,000 env steps (G updates per step). Figures are medians over
 ``--repeats`` interleaved rounds, so the ratios compare like with like on a noisy machine.
@@ -84,9 +85,9 @@ class BareUpdate:
         self.actor = nn.Sequential(nn.Linear(obs_dim, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
                                    nn.Linear(HIDDEN, 2 * act_dim)).to(device)
         self.log_alpha = torch.zeros((), device=device, requires_grad=True)
-        self.critic_opt = torch.optim.Adam(critic, lr=LR)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=LR)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=LR)
+        self.critic_opt = torch.optim.Adam(critic, lr=LR, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=LR, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=LR, fused=True)
 
     def q(self, params: list[Tensor], obs: Tensor, act: Tensor, members: Tensor | None = None) -> Tensor:
         w, b = params[:3], params[3:6]
@@ -178,7 +179,7 @@ class LoopUpdate(BareUpdate):
         self.targets = [critic().requires_grad_(False) for _ in range(p.num_q)]
         for c, t in zip(self.critics, self.targets):
             t.load_state_dict(c.state_dict())
-        self.critic_opts = [torch.optim.Adam(c.parameters(), lr=LR) for c in self.critics]
+        self.critic_opts = [torch.optim.Adam(c.parameters(), lr=LR, fused=True) for c in self.critics]
 
     def __call__(self, batch: Batch) -> None:
         p = self.p
@@ -222,10 +223,10 @@ class LoopUpdate(BareUpdate):
 
 
 # --------------------------------------------------------------------------- qlearn
-def make_agent(p: Preset, spec: EnvSpec, device: torch.device) -> REDQ:
+def make_agent(p: Preset, spec: EnvSpec, device: torch.device, compile: bool = False) -> REDQ:
     return REDQ.from_spec(spec, num_q=p.num_q, num_min=p.num_min, actor_q=p.actor_q, actor_update_every=p.utd,
                           hidden_sizes=(HIDDEN, HIDDEN), dropout=p.dropout, layer_norm=p.layer_norm, lr=LR,
-                          tau=TAU, gamma=GAMMA).to(device)
+                          tau=TAU, gamma=GAMMA, compile=compile).to(device)
 
 
 def make_trainer(p: Preset, device: torch.device, start_steps: int) -> OnlineTrainer:
@@ -249,7 +250,8 @@ def timed(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def bench_preset(p: Preset, device: torch.device, env_steps: int, repeats: int, skip_loop: bool) -> dict[str, list[float]]:
+def bench_preset(p: Preset, device: torch.device, env_steps: int, repeats: int, skip_loop: bool,
+                 compile: bool) -> dict[str, list[float]]:
     """Seconds per 1,000 env steps for each way of running preset ``p`` (lists over rounds)."""
     torch.manual_seed(0)
     trainer = make_trainer(p, device, start_steps=1000)
@@ -265,6 +267,8 @@ def bench_preset(p: Preset, device: torch.device, env_steps: int, repeats: int, 
     updaters: dict[str, Callable[[Batch], object]] = {"qlearn update": agent.update, "bare math": bare}
     if loop is not None:
         updaters["loop"] = loop
+    if compile:
+        updaters["qlearn compiled"] = make_agent(p, spec, device, compile=True).update
     for update in updaters.values():  # warm-up: allocator, first Adam steps, one actor step
         for i in range(2 * p.utd):
             update(batches[i % len(batches)])
@@ -298,6 +302,7 @@ def main() -> None:
                         help="env steps timed per round (default: 50 for UTD 20, 500 for UTD 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--skip-loop", action="store_true", help="leave out the N-module loop version")
+    parser.add_argument("--compile", action="store_true", help="also time REDQ(compile=True)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -307,16 +312,18 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print(f"# {ENV_ID}, batch {BATCH}, {HIDDEN}-{HIDDEN} MLPs; seconds per 1,000 env steps after start steps, "
           f"median of {args.repeats} rounds")
-    print("| preset | N | G | qlearn trainer | qlearn update | bare math | loop over N | trainer / bare | update / bare |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| preset | N | G | qlearn trainer | qlearn update | bare math | loop over N | compiled update "
+          "| trainer / bare | update / bare |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.only or ["redq", "droq", "sac"]:
         p = PRESETS[name]
         steps = args.env_steps or (50 if p.utd > 1 else 500)
-        r = bench_preset(p, device, steps, args.repeats, args.skip_loop)
+        r = bench_preset(p, device, steps, args.repeats, args.skip_loop, args.compile)
         med = {k: statistics.median(v) for k, v in r.items()}
         loop = f"{med['loop']:.1f}" if "loop" in med else "-"
+        compiled = f"{med['qlearn compiled']:.1f}" if "qlearn compiled" in med else "-"
         print(f"| {name} | {p.num_q} | {p.utd} | {med['qlearn trainer']:.1f} | {med['qlearn update']:.1f} | "
-              f"{med['bare math']:.1f} | {loop} | {med['qlearn trainer'] / med['bare math']:.2f} | "
+              f"{med['bare math']:.1f} | {loop} | {compiled} | {med['qlearn trainer'] / med['bare math']:.2f} | "
               f"{med['qlearn update'] / med['bare math']:.2f} |", flush=True)
 
 

@@ -143,6 +143,15 @@ def soft_subset_min_value(
         ``[B]`` soft values of s'.
     """
     members = random_subset(critic_target.num_q, num_min, generator).to(next_obs.device)  # [M]
+    return soft_min_value(actor, critic_target, next_obs, alpha, members)
+
+
+@torch.no_grad()
+def soft_min_value(
+    actor: nn.Module, critic_target: nn.Module, next_obs: Tensor, alpha: Tensor | float, members: Tensor
+) -> Tensor:
+    """``min_{i in members} Q_target_i(s', a') - alpha * log pi(a'|s')`` for given member indices ``[M]``:
+    :func:`soft_subset_min_value` with the subset drawn by the caller (no RNG inside, so it compiles)."""
     next_action, next_log_prob = actor(next_obs)
     q = critic_target(next_obs, next_action, members=members)  # [M, B]
     return q.min(dim=0).values - alpha * next_log_prob  # [B]

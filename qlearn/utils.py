@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import random
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,3 +79,26 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
 def _python_state_to_plain(state: tuple) -> list:
     version, internal, gauss = state
     return [version, list(internal), gauss]
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # glibc only; musl has no malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim(0)``); a no-op elsewhere.
+
+    PyTorch's CPU tensors come from glibc malloc, whose dynamic mmap threshold soon serves even
+    multi-MB tensors from the heap and keeps the freed pages: a REDQ run on Pendulum grew to 9 GB
+    of RSS in 25k updates while its live memory stayed near 350 MB. Trimming every few hundred
+    updates costs a few ms and keeps the process at its live size.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -4,6 +4,7 @@ direction, state round trip, discrete-env refusal, and a one-step bandit whose Q
 from __future__ import annotations
 
 import io
+import shutil
 from collections import Counter
 
 import pytest
@@ -214,3 +215,24 @@ def test_one_step_bandit_learns_q_star_and_the_best_action(settings: dict) -> No
     torch.testing.assert_close(q, -(grid[:, 0] - 0.5) ** 2, atol=0.15, rtol=0.0)
     best = agent.act(torch.ones(1, 3), deterministic=True).item()
     assert best == pytest.approx(0.5, abs=0.1)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("clang++") is None,
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_compiled_update_matches_the_eager_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "fallback_random", True)  # the same action samples as eager
+    agents = []
+    for compile_ in (False, True):
+        torch.manual_seed(0)
+        agents.append(REDQ.from_spec(PENDULUM, num_q=3, hidden_sizes=(16,), actor_update_every=2, compile=compile_))
+    for i in range(4):
+        metrics = []
+        for agent in agents:
+            torch.manual_seed(i)
+            metrics.append(agent.update(random_batch(seed=i)))
+        for key in metrics[0]:
+            torch.testing.assert_close(metrics[0][key], metrics[1][key], rtol=1e-4, atol=1e-5)
+    for p_eager, p_compiled in zip(agents[0].parameters(), agents[1].parameters()):
+        torch.testing.assert_close(p_eager, p_compiled, rtol=1e-4, atol=1e-5)

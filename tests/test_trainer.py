@@ -171,3 +171,23 @@ def test_life_loss_is_terminal_for_learning_only() -> None:
     assert [s for s, term, _ in first_game if term] == [2.0, 5.0, 8.0]
     assert [s for s, _, end in first_game if end] == [8.0]
     assert trainer.episodes == 2  # the logged episodes are whole games, not lives
+
+
+def test_release_free_memory_returns_freed_heap_pages() -> None:
+    import sys
+
+    from qlearn.utils import release_free_memory
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("malloc_trim is glibc's")
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    release_free_memory()
+    before = rss_mb()
+    keep = [np.ones(12_000) for _ in range(3_300)]  # ~300 MB in 96 KB chunks, served from the heap
+    del keep[:-1]
+    release_free_memory()
+    assert rss_mb() - before < 100

@@ -12,17 +12,17 @@ from qlearn.agents.base import Agent
 from qlearn.errors import QlearnError
 from qlearn.losses.td import td_loss
 from qlearn.networks.q import build_q_network
+from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import GreedyNextValue, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
 
 NextValue = Callable[[nn.Module, nn.Module, Tensor], Tensor]
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     """Adam, lr 2.5e-4 (CleanRL dqn.py / Nature DQN's learning rate)."""
-    return torch.optim.Adam(params, lr=2.5e-4)
+    return adam(2.5e-4)(params)
 
 
 class DQN(Agent):
@@ -92,11 +92,7 @@ class DQN(Agent):
         assert spec.num_actions is not None
         net_cfg = dict(network or {})
         q = build_q_network(spec.obs_shape, spec.num_actions, **net_cfg)
-
-        def adam(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-            return torch.optim.Adam(params, lr=lr, eps=adam_eps)
-
-        return cls(q, spec.num_actions, optimizer=adam, **kwargs)
+        return cls(q, spec.num_actions, optimizer=adam(lr, adam_eps), **kwargs)
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:

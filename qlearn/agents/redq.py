@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -15,17 +15,13 @@ from qlearn.losses.sac import sac_actor_loss, temperature_loss
 from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import TanhGaussianActor
 from qlearn.networks.ensemble import QEnsemble
-from qlearn.targets import soft_subset_min_value, td_target
+from qlearn.optim import OptimizerFactory, adam
+from qlearn.targets import random_subset, soft_min_value, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 _ACTOR_Q = ("mean", "min")
-
-
-def adam(lr: float = 3e-4) -> OptimizerFactory:
-    """Adam with learning rate ``lr`` (3e-4: Haarnoja et al., 2018, Table 1; REDQ reference code)."""
-    return lambda params: torch.optim.Adam(params, lr=lr)
+DEFAULT_LR = 3e-4  # Haarnoja et al., 2018, Table 1; the REDQ reference code
 
 
 class REDQ(Agent):
@@ -60,6 +56,8 @@ class REDQ(Agent):
         critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
         critic_regularizer: optional extra critic term ``f(agent, batch) -> scalar`` (e.g. CQL).
         seed: seeds the generator of the random subsets (saved with the agent).
+        compile: ``torch.compile`` the critic and actor losses (forward and backward); the first
+            updates pay the compilation (about a minute on a CPU).
     """
 
     def __init__(
@@ -80,6 +78,7 @@ class REDQ(Agent):
         alpha_optimizer: OptimizerFactory | None = None,
         critic_regularizer: Callable[[REDQ, Batch], Tensor] | None = None,
         seed: int = 0,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if actor_q not in _ACTOR_Q:
@@ -108,13 +107,18 @@ class REDQ(Agent):
         else:
             self.register_buffer("log_alpha", log_alpha)
         self.optimizers = {
-            "critic": (critic_optimizer or adam())(self.critic.parameters()),
-            "actor": (actor_optimizer or adam())(self.actor.parameters()),
+            "critic": (critic_optimizer or adam(DEFAULT_LR))(self.critic.parameters()),
+            "actor": (actor_optimizer or adam(DEFAULT_LR))(self.actor.parameters()),
         }
         if self.learn_alpha:
-            self.optimizers["alpha"] = (alpha_optimizer or adam())([self.log_alpha])
+            self.optimizers["alpha"] = (alpha_optimizer or adam(DEFAULT_LR))([self.log_alpha])
         self.subset_generator = torch.Generator().manual_seed(int(seed))
         self._actor_metrics: Metrics = {}
+        self._critic_loss = self._critic_loss_eager
+        self._actor_loss = self._actor_loss_eager
+        if compile:  # the loss graphs (forward + backward via AOTAutograd); optimizers and the subset draw stay eager
+            self._critic_loss = torch.compile(self._critic_loss_eager)
+            self._actor_loss = torch.compile(self._actor_loss_eager)
 
     @classmethod
     def from_spec(
@@ -127,7 +131,7 @@ class REDQ(Agent):
         activation: str = "relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
-        lr: float = 3e-4,
+        lr: float = DEFAULT_LR,
         actor_lr: float | None = None,
         alpha_lr: float | None = None,
         tau: float = 0.005,
@@ -180,24 +184,15 @@ class REDQ(Agent):
 
     def update(self, batch: Batch) -> Metrics:
         alpha = self.alpha
-        with torch.no_grad():
-            next_v = soft_subset_min_value(
-                self.actor, self.critic_target, batch.next_obs, alpha, self.num_min, self.subset_generator
-            )
-            discount = self.gamma if batch.discount is None else batch.discount
-            y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
-        q = self.critic(batch.obs, batch.action)  # [N, B]
-        critic_loss = ensemble_td_loss(q, y, kind="mse", weight=batch.weight)
+        members = random_subset(self.critic.num_q, self.num_min, self.subset_generator).to(batch.obs.device)
+        critic_loss, q, y = self._critic_loss(batch, members, alpha)
         loss = critic_loss
         metrics: Metrics = {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean()}
         if self.critic_regularizer is not None:
             reg = self.critic_regularizer(self, batch)
             loss = loss + reg
             metrics["train/critic_regularizer"] = reg.detach()
-        critic_opt = self.optimizers["critic"]
-        critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        critic_opt.step()
+        self._step("critic", loss)
         self.num_updates += 1
         if self.num_updates % self.actor_update_every == 0:
             self._actor_metrics = self._update_actor_and_alpha(batch.obs, alpha)
@@ -208,26 +203,38 @@ class REDQ(Agent):
             metrics["td_error"] = (q.detach().mean(dim=0) - y).abs()
         return metrics
 
+    def _critic_loss_eager(self, batch: Batch, members: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, Q [N, B], y [B])`` for the drawn target subset ``members`` (REDQ Alg. 1 lines 7-8)."""
+        next_v = soft_min_value(self.actor, self.critic_target, batch.next_obs, alpha, members)
+        discount = self.gamma if batch.discount is None else batch.discount
+        y = td_target(batch.reward, batch.terminated, next_v, discount).detach()  # [B]
+        q = self.critic(batch.obs, batch.action)  # [N, B]
+        return ensemble_td_loss(q, y, kind="mse", weight=batch.weight), q, y
+
+    def _actor_loss_eager(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loss, log_prob [B])`` of the policy step (REDQ Alg. 1 line 11; SAC with ``actor_q="min"``)."""
+        action, log_prob = self.actor(obs)
+        q = self.critic(obs, action)  # [N, B]
+        q_pi = q.mean(dim=0) if self.actor_q == "mean" else q.min(dim=0).values
+        return sac_actor_loss(log_prob, q_pi, alpha), log_prob
+
+    def _step(self, name: str, loss: Tensor) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     def _update_actor_and_alpha(self, obs: Tensor, alpha: Tensor) -> Metrics:
         self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
         try:
-            action, log_prob = self.actor(obs)
-            q = self.critic(obs, action)  # [N, B]
-            q_pi = q.mean(dim=0) if self.actor_q == "mean" else q.min(dim=0).values
-            actor_loss = sac_actor_loss(log_prob, q_pi, alpha)
-            actor_opt = self.optimizers["actor"]
-            actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            actor_opt.step()
+            actor_loss, log_prob = self._actor_loss(obs, alpha)
+            self._step("actor", actor_loss)
         finally:
             self.critic.requires_grad_(True)
         metrics: Metrics = {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()}
         if self.learn_alpha:
             alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
-            alpha_opt = self.optimizers["alpha"]
-            alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            alpha_opt.step()
+            self._step("alpha", alpha_loss)
             metrics["train/alpha_loss"] = alpha_loss.detach()
         metrics["train/alpha"] = self.alpha
         return metrics

@@ -23,7 +23,9 @@ from qlearn.errors import NonFiniteError, QlearnError
 from qlearn.exploration import EpsilonGreedy
 from qlearn.logging import Logger, NullLogger
 from qlearn.trainers.evaluation import evaluate
-from qlearn.utils import global_rng_state, set_global_rng_state
+from qlearn.utils import global_rng_state, release_free_memory, set_global_rng_state
+
+TRIM_EVERY_UPDATES = 500  # return freed heap pages to the OS this often (see release_free_memory)
 
 
 class TrainingInterrupted(QlearnError):
@@ -283,6 +285,8 @@ class OnlineTrainer:
                 self.buffer.update_priorities(batch.index, td_error)
             self.updates_done += 1
             self._last_metrics = metrics
+            if self.updates_done % TRIM_EVERY_UPDATES == 0:
+                release_free_memory()
             loss = metrics.get("train/loss", metrics.get("train/td_loss"))
             q_mean = metrics.get("train/q_mean", loss)
             if loss is not None:
