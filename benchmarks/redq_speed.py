@@ -136,23 +136,28 @@ class BareUpdate:
         self.critic_opt.step()
         self.calls += 1
         if self.calls % p.utd == 0:
-            for t in self.critic_params:
-                t.requires_grad_(False)
-            a, logp = self.sample(batch.obs)
-            qa = self.q(self.critic_params, batch.obs, a)
-            qa = qa.mean(0) if p.actor_q == "mean" else qa.min(0).values
-            actor_loss = (alpha * logp - qa).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            for t in self.critic_params:
-                t.requires_grad_(True)
-            alpha_loss = -(self.log_alpha * (logp.detach() - self.act_dim)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
+            self.actor_and_alpha_step(batch.obs, alpha, lambda o, a: self.q(self.critic_params, o, a),
+                                      self.critic_params)
         with torch.no_grad():
             torch._foreach_lerp_(self.target, self.critic_params, TAU)
+
+    def actor_and_alpha_step(self, obs: Tensor, alpha: Tensor, q_all: Callable[[Tensor, Tensor], Tensor],
+                             critic_params: list[Tensor]) -> None:
+        for t in critic_params:
+            t.requires_grad_(False)
+        a, logp = self.sample(obs)
+        qa = q_all(obs, a)
+        qa = qa.mean(0) if self.p.actor_q == "mean" else qa.min(0).values
+        actor_loss = (alpha * logp - qa).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        for t in critic_params:
+            t.requires_grad_(True)
+        alpha_loss = -(self.log_alpha * (logp.detach() - self.act_dim)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
 
 
 # --------------------------------------------------------------------------- loop over N modules
@@ -181,6 +186,10 @@ class LoopUpdate(BareUpdate):
             t.load_state_dict(c.state_dict())
         self.critic_opts = [torch.optim.Adam(c.parameters(), lr=LR, fused=True) for c in self.critics]
 
+    def q_all(self, obs: Tensor, act: Tensor) -> Tensor:
+        x = torch.cat((obs, act), -1)
+        return torch.stack([c(x).squeeze(-1) for c in self.critics])
+
     def __call__(self, batch: Batch) -> None:
         p = self.p
         alpha = self.log_alpha.detach().exp()
@@ -190,8 +199,7 @@ class LoopUpdate(BareUpdate):
             x2 = torch.cat((batch.next_obs, a2), -1)
             q2 = torch.stack([self.targets[i](x2).squeeze(-1) for i in members]).min(0).values - alpha * logp2
             y = batch.reward + GAMMA * (1 - batch.terminated) * q2
-        x = torch.cat((batch.obs, batch.action), -1)
-        q = torch.stack([c(x).squeeze(-1) for c in self.critics])
+        q = self.q_all(batch.obs, batch.action)
         loss = (q - y).pow(2).mean(1).sum()
         for opt in self.critic_opts:
             opt.zero_grad(set_to_none=True)
@@ -200,22 +208,8 @@ class LoopUpdate(BareUpdate):
             opt.step()
         self.calls += 1
         if self.calls % p.utd == 0:
-            for c in self.critics:
-                c.requires_grad_(False)
-            a, logp = self.sample(batch.obs)
-            xa = torch.cat((batch.obs, a), -1)
-            qa = torch.stack([c(xa).squeeze(-1) for c in self.critics])
-            qa = qa.mean(0) if p.actor_q == "mean" else qa.min(0).values
-            actor_loss = (alpha * logp - qa).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            for c in self.critics:
-                c.requires_grad_(True)
-            alpha_loss = -(self.log_alpha * (logp.detach() - self.act_dim)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
+            params = [t for c in self.critics for t in c.parameters()]
+            self.actor_and_alpha_step(batch.obs, alpha, self.q_all, params)
         with torch.no_grad():
             for c, t in zip(self.critics, self.targets):
                 for pc, pt in zip(c.parameters(), t.parameters()):
