@@ -2,6 +2,7 @@
 
     python benchmarks/redq_speed.py                       # all three presets, about 10 minutes on 2 CPU cores
     python benchmarks/redq_speed.py --only redq --device cuda
+    python benchmarks/redq_speed.py --only adam              # PyTorch's default vs fused Adam step
 
 For each preset (batch 256, 256-256 MLPs, Adam 3e-4, tau 0.005) it reports seconds per 1,000 env
 steps after the start steps, measured four ways in the same process:
@@ -287,9 +288,26 @@ def bench_preset(p: Preset, device: torch.device, env_steps: int, repeats: int, 
     return results
 
 
+def adam_step_ms(repeats: int, device: torch.device) -> dict[str, float]:
+    """Milliseconds per Adam step on a 10-critic 256-256 ensemble: PyTorch's default vs foreach vs fused."""
+    from qlearn.networks import QEnsemble
+
+    out = {}
+    for kind in ("default", "foreach", "fused"):
+        critic = QEnsemble(11, 3, 10, (HIDDEN, HIDDEN)).to(device)
+        opt = torch.optim.Adam(critic.parameters(), lr=LR, **({} if kind == "default" else {kind: True}))
+        for param in critic.parameters():
+            param.grad = torch.randn_like(param)
+        for _ in range(10):
+            opt.step()
+        out[kind] = statistics.median(timed(lambda: [opt.step() for _ in range(100)], device) * 10 for _ in range(repeats))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=sorted(PRESETS), action="append", help="preset(s) to run (default: all)")
+    parser.add_argument("--only", choices=sorted(PRESETS) + ["adam"], action="append",
+                        help="preset(s) to run, or 'adam' for the optimizer step alone (default: all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--env-steps", type=int, default=None,
@@ -304,12 +322,19 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    if "adam" in (args.only or ["adam"]):
+        ms = adam_step_ms(args.repeats, device)
+        print("# Adam step on a 10-critic 256-256 ensemble (699k parameters), ms: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+    presets = [name for name in (args.only or ["redq", "droq", "sac"]) if name != "adam"]
+    if not presets:
+        return
     print(f"# {ENV_ID}, batch {BATCH}, {HIDDEN}-{HIDDEN} MLPs; seconds per 1,000 env steps after start steps, "
           f"median of {args.repeats} rounds")
     print("| preset | N | G | qlearn trainer | qlearn update | bare math | loop over N | compiled update "
           "| trainer / bare | update / bare |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.only or ["redq", "droq", "sac"]:
+    for name in presets:
         p = PRESETS[name]
         steps = args.env_steps or (50 if p.utd > 1 else 500)
         r = bench_preset(p, device, steps, args.repeats, args.skip_loop, args.compile)

@@ -50,8 +50,10 @@ class Agent(nn.Module):
         # Keep optimizer state (Adam moments) on the same device as the parameters after .to().
         result = super()._apply(fn, recurse)
         for opt in self.optimizers.values():
+            # fused/capturable optimizers keep their step counters on the parameters' device too
+            step_on_device = bool(opt.defaults.get("fused") or opt.defaults.get("capturable"))
             for state in opt.state.values():
                 for key, value in state.items():
-                    if isinstance(value, Tensor) and key != "step":
+                    if isinstance(value, Tensor) and (key != "step" or step_on_device):
                         state[key] = fn(value)
         return result
