@@ -142,6 +142,20 @@ def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
     assert metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("actor_q", ["mean", "min"])
+def test_actor_loss_aggregates_the_critics_as_configured(actor_q: str) -> None:
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, num_q=5, hidden_sizes=(16,), actor_q=actor_q)
+    obs, alpha = random_batch().obs, torch.tensor(0.3)
+    with torch.random.fork_rng():
+        action, log_prob = agent.actor(obs)
+        q = agent.critic(obs, action)  # [N, B]; the members disagree at init
+    q_pi = q.mean(dim=0) if actor_q == "mean" else q.min(dim=0).values
+    loss, _ = agent._actor_loss(obs, alpha)
+    assert loss.item() == pytest.approx((alpha * log_prob - q_pi).mean().item(), rel=1e-5)
+    assert not torch.allclose(q.mean(dim=0), q.min(dim=0).values)
+
+
 def test_update_order_is_critic_actor_alpha_target_and_actor_waits_its_turn() -> None:
     torch.manual_seed(0)
     agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), actor_update_every=3)

@@ -86,7 +86,5 @@ class TanhGaussianActor(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """Actions only, without autograd or the log-probability: ``[B, A]``."""
-        mean, log_std = self.distribution(obs)
-        u = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
-        return self.center + self.scale * torch.tanh(u)
+        """Actions only, without autograd: ``[B, A]``."""
+        return self(obs, deterministic)[0]
