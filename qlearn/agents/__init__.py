@@ -1,7 +1,9 @@
 """Agents: templates that wire blocks together."""
 
 from qlearn.agents.base import Agent
+from qlearn.agents.bc import BC
 from qlearn.agents.dqn import DQN
+from qlearn.agents.iql import IQL
 from qlearn.agents.redq import REDQ
 
-__all__ = ["DQN", "REDQ", "Agent"]
+__all__ = ["BC", "DQN", "IQL", "REDQ", "Agent"]

@@ -55,6 +55,8 @@ class REDQ(Agent):
         target_updater: moves the target critics; its ``every`` counts critic steps.
         critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
         critic_regularizer: optional extra critic term ``f(agent, batch) -> scalar`` (e.g. CQL).
+        backup_entropy: keep ``- alpha log pi(a'|s')`` in the critic target; CQL's authors drop it
+            (their ``deterministic_backup=True``, Kumar et al., 2020, Eq. 3).
         seed: seeds the generator of the random subsets (saved with the agent).
         compile: ``torch.compile`` the critic and actor losses (forward and backward); the first
             updates pay the compilation (about a minute on a CPU).
@@ -77,6 +79,7 @@ class REDQ(Agent):
         actor_optimizer: OptimizerFactory | None = None,
         alpha_optimizer: OptimizerFactory | None = None,
         critic_regularizer: Callable[[REDQ, Batch], Tensor] | None = None,
+        backup_entropy: bool = True,
         seed: int = 0,
         compile: bool = False,
     ) -> None:
@@ -101,6 +104,7 @@ class REDQ(Agent):
         self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
         self.target_updater = target_updater if target_updater is not None else PolyakUpdate(0.005)
         self.critic_regularizer = critic_regularizer
+        self.backup_entropy = bool(backup_entropy)
         log_alpha = torch.tensor(math.log(init_alpha))
         if self.learn_alpha:
             self.log_alpha = nn.Parameter(log_alpha)
@@ -112,6 +116,9 @@ class REDQ(Agent):
         }
         if self.learn_alpha:
             self.optimizers["alpha"] = (alpha_optimizer or adam(DEFAULT_LR))([self.log_alpha])
+        regularizer_optimizer = getattr(critic_regularizer, "optimizer", None)
+        if regularizer_optimizer is not None:  # e.g. CQL-Lagrange's multiplier, stepped by the regularizer
+            self.optimizers["critic_regularizer"] = regularizer_optimizer
         self.subset_generator = torch.Generator().manual_seed(int(seed))
         self._actor_metrics: Metrics = {}
         self._critic_loss = self._critic_loss_eager
@@ -205,7 +212,8 @@ class REDQ(Agent):
 
     def _critic_loss_eager(self, batch: Batch, members: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, Q [N, B], y [B])`` for the drawn target subset ``members`` (REDQ Alg. 1 lines 7-8)."""
-        next_v = soft_min_value(self.actor, self.critic_target, batch.next_obs, alpha, members)
+        backup_alpha = alpha if self.backup_entropy else torch.zeros_like(alpha)
+        next_v = soft_min_value(self.actor, self.critic_target, batch.next_obs, backup_alpha, members)
         discount = self.gamma if batch.discount is None else batch.discount
         y = td_target(batch.reward, batch.terminated, next_v, discount).detach()  # [B]
         q = self.critic(batch.obs, batch.action)  # [N, B]

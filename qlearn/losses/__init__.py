@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from qlearn.losses.cql import CQLPenalty, ContinuousCQLPenalty, cql_continuous_penalty, cql_discrete_penalty
+from qlearn.losses.iql import awr_actor_loss, awr_weights, expectile_loss
 from qlearn.losses.sac import sac_actor_loss, temperature_loss
 from qlearn.losses.td import ensemble_td_loss, td_loss
 
-__all__ = ["ensemble_td_loss", "sac_actor_loss", "td_loss", "temperature_loss"]
+__all__ = [
+    "CQLPenalty",
+    "ContinuousCQLPenalty",
+    "awr_actor_loss",
+    "awr_weights",
+    "cql_continuous_penalty",
+    "cql_discrete_penalty",
+    "ensemble_td_loss",
+    "expectile_loss",
+    "sac_actor_loss",
+    "td_loss",
+    "temperature_loss",
+]

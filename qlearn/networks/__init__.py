@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from qlearn.networks.actors import TanhGaussianActor, tanh_gaussian_log_prob
+from qlearn.networks.actors import CategoricalActor, GaussianActor, TanhGaussianActor, tanh_gaussian_log_prob
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
-from qlearn.networks.ensemble import EnsembleLayerNorm, EnsembleLinear, QEnsemble
+from qlearn.networks.ensemble import DiscreteQEnsemble, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, QEnsemble
 from qlearn.networks.mlp import MLP, hidden_layers, resolve_activation
 from qlearn.networks.q import DuelingHead, QNetwork, build_q_network
 
@@ -12,7 +12,11 @@ __all__ = [
     "EnsembleLayerNorm",
     "EnsembleLinear",
     "QEnsemble",
+    "DiscreteQEnsemble",
+    "EnsembleMLP",
     "TanhGaussianActor",
+    "GaussianActor",
+    "CategoricalActor",
     "tanh_gaussian_log_prob",
     "MLP",
     "DuelingHead",

@@ -1,4 +1,4 @@
-"""Stochastic actor for continuous actions: a tanh-squashed Gaussian rescaled to the env's bounds."""
+"""Stochastic actors: a tanh-squashed Gaussian (SAC/REDQ/CQL), a tanh-mean Gaussian (IQL, BC) and a softmax policy."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor, log_scale: 
     normal = -0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
     log_det = 2.0 * (_LOG_2 - u - F.softplus(-2.0 * u)) + log_scale
     return (normal - log_det).sum(dim=-1)
+
+
+def action_bounds(action_low: Sequence[float], action_high: Sequence[float], owner: str) -> tuple[Tensor, Tensor]:
+    """``(low, high)`` as float32 tensors, checked: 1-D, finite, ``high > low`` everywhere."""
+    low = torch.as_tensor(action_low, dtype=torch.float32)
+    high = torch.as_tensor(action_high, dtype=torch.float32)
+    if low.shape != high.shape or low.dim() != 1 or not bool((high > low).all()):
+        raise ValueError(f"action bounds must be 1-D with high > low, got low={low.tolist()} high={high.tolist()}")
+    if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+        raise ValueError(f"{owner} needs finite action bounds; wrap the env with gymnasium.wrappers.RescaleAction")
+    return low, high
 
 
 class TanhGaussianActor(nn.Module):
@@ -53,12 +64,7 @@ class TanhGaussianActor(nn.Module):
         log_std_max: float = 2.0,
     ) -> None:
         super().__init__()
-        low = torch.as_tensor(action_low, dtype=torch.float32)
-        high = torch.as_tensor(action_high, dtype=torch.float32)
-        if low.shape != high.shape or low.dim() != 1 or not bool((high > low).all()):
-            raise ValueError(f"action bounds must be 1-D with high > low, got low={low.tolist()} high={high.tolist()}")
-        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
-            raise ValueError("TanhGaussianActor needs finite action bounds; wrap the env with gymnasium.wrappers.RescaleAction")
+        low, high = action_bounds(action_low, action_high, "TanhGaussianActor")
         self.action_dim = int(low.numel())
         self.register_buffer("center", (high + low) / 2)
         self.register_buffer("scale", (high - low) / 2)
@@ -88,3 +94,106 @@ class TanhGaussianActor(nn.Module):
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Actions only, without autograd: ``[B, A]``."""
         return self(obs, deterministic)[0]
+
+
+class GaussianActor(nn.Module):
+    """IQL's policy: ``a ~ N(center + scale * tanh(mu(s)), (scale * sigma)^2)``, sigma state-independent.
+
+    The mean is squashed, the distribution is not (Kostrikov et al., 2022, reference code
+    ``policy.NormalTanhPolicy(state_dependent_std=False, tanh_squash_distribution=False,
+    log_std_min=-5)``), so ``log_prob`` of a dataset action is an exact Gaussian density even at the
+    bounds. Used by advantage-weighted regression (IQL) and behaviour cloning: both maximise
+    ``log_prob(obs, action)`` of dataset actions. ``act`` returns the mean (deterministic) or a
+    sample clipped to the bounds.
+
+    Args:
+        obs_dim: flat observation size.
+        action_low, action_high: per-dimension action bounds (finite).
+        hidden_sizes: width of each hidden layer.
+        activation: nonlinearity name or ``nn.Module`` class.
+        dropout: dropout in each hidden layer (IQL uses it on some antmaze/kitchen tasks).
+        log_std_min, log_std_max: clamp of the learned log standard deviation.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str | type[nn.Module] = "relu",
+        dropout: float = 0.0,
+        log_std_min: float = -5.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        low, high = action_bounds(action_low, action_high, "GaussianActor")
+        self.action_dim = int(low.numel())
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+        self.register_buffer("center", (high + low) / 2)
+        self.register_buffer("scale", (high - low) / 2)
+        self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
+        last = hidden_sizes[-1] if len(hidden_sizes) > 0 else obs_dim
+        self.trunk = nn.Sequential(*hidden_layers(obs_dim, hidden_sizes, activation, dropout=dropout))
+        self.mean_head = nn.Linear(last, self.action_dim)
+        self.log_std = nn.Parameter(torch.zeros(self.action_dim))
+
+    def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean, std)`` of the action distribution in env units, ``[B, A]`` and ``[A]``."""
+        h = self.trunk(obs.flatten(1).to(self.mean_head.weight.dtype))
+        mean = self.center + self.scale * torch.tanh(self.mean_head(h))
+        std = self.scale * self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
+        return mean, std
+
+    def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
+        """``log pi(a|s)`` summed over action dims: ``[B]``."""
+        mean, std = self.distribution(obs)
+        z = (action.to(mean.dtype) - mean) / std
+        return (-0.5 * z.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """The mean action, or a sample clipped to the bounds: ``[B, A]``."""
+        mean, std = self.distribution(obs)
+        if deterministic:
+            return mean
+        return torch.maximum(torch.minimum(mean + std * torch.randn_like(mean), self.high), self.low)
+
+
+class CategoricalActor(nn.Module):
+    """A softmax policy over ``num_actions`` discrete actions: an MLP from observations to logits.
+
+    ``log_prob(obs, action)`` is ``log softmax(logits)[action]``; ``act`` is the argmax
+    (deterministic) or a sample. Used by discrete IQL (advantage-weighted regression) and BC.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str | type[nn.Module] = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.num_actions = int(num_actions)
+        last = hidden_sizes[-1] if len(hidden_sizes) > 0 else obs_dim
+        self.trunk = nn.Sequential(*hidden_layers(obs_dim, hidden_sizes, activation, dropout=dropout))
+        self.head = nn.Linear(last, self.num_actions)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Logits ``[B, A]``."""
+        return self.head(self.trunk(obs.flatten(1).to(self.head.weight.dtype)))
+
+    def log_prob(self, obs: Tensor, action: Tensor) -> Tensor:
+        """``log pi(a|s)``: ``[B]``."""
+        return F.log_softmax(self(obs), dim=-1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions ``[B]`` (int64)."""
+        logits = self(obs)
+        if deterministic:
+            return logits.argmax(dim=-1)
+        return torch.distributions.Categorical(logits=logits).sample()

@@ -71,14 +71,60 @@ class EnsembleLayerNorm(nn.Module):
         return F.layer_norm(x, x.shape[-1:], eps=self.eps) * weight + bias
 
 
-class QEnsemble(nn.Module):
+class EnsembleMLP(nn.Module):
+    """N MLPs run together: ``[B, in]`` (shared) or ``[N, B, in]`` -> ``[N, B, out]``.
+
+    Hidden blocks are ``Linear -> [Dropout] -> [LayerNorm] -> activation`` (the DroQ order,
+    Hiraoka et al., 2022, Sec. 3), built from :class:`EnsembleLinear` and :class:`EnsembleLayerNorm`
+    so the N members run as batched matmuls. One Adam over the stacked weights equals N separate
+    Adams, because Adam works element by element.
+    """
+
+    def __init__(
+        self,
+        num_members: int,
+        in_features: int,
+        out_features: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str | type[nn.Module] = "relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.num_q = int(num_members)
+        act = resolve_activation(activation)
+        layers: list[nn.Module] = []
+        width = int(in_features)
+        for size in hidden_sizes:
+            layers.append(EnsembleLinear(num_members, width, size))
+            if dropout > 0.0:
+                layers.append(nn.Dropout(dropout))
+            if layer_norm:
+                layers.append(EnsembleLayerNorm(num_members, size))
+            layers.append(act())
+            width = size
+        layers.append(EnsembleLinear(num_members, width, out_features))
+        self.net = nn.Sequential(*layers)
+
+    def run(self, x: Tensor, members: Tensor | None = None) -> Tensor:
+        """``[N, B, out]`` (or ``[M, B, out]`` for the member indices ``members``)."""
+        x = x.to(self.net[0].weight.dtype)
+        for layer in self.net:
+            x = layer(x, members) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else layer(x)
+        return x
+
+    def linear_layers(self) -> list[EnsembleLinear]:
+        """The ensemble's linear layers, input to output."""
+        return [m for m in self.net if isinstance(m, EnsembleLinear)]
+
+
+class QEnsemble(EnsembleMLP):
     """N critics ``Q_i(s, a)``, ``i = 1..N``, evaluated together: ``(obs [B, O], action [B, A]) -> [N, B]``.
 
-    Every member is an MLP on ``concat(obs, action)`` whose hidden blocks are
-    ``Linear -> [Dropout] -> [LayerNorm] -> activation`` (the DroQ order, Hiraoka et al., 2022,
-    Sec. 3), built from :class:`EnsembleLinear` and :class:`EnsembleLayerNorm` so the N members run
-    as batched matmuls. One Adam over the stacked weights equals N separate Adams, because Adam
-    works element by element. ``num_q = 1`` is a single critic.
+    Every member is an MLP on ``concat(obs, action)`` (see :class:`EnsembleMLP`). ``num_q = 1`` is a
+    single critic.
 
     Args:
         obs_dim: flat observation size.
@@ -100,32 +146,37 @@ class QEnsemble(nn.Module):
         layer_norm: bool = False,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.num_q = int(num_q)
-        act = resolve_activation(activation)
-        layers: list[nn.Module] = []
-        width = int(obs_dim) + int(action_dim)
-        for size in hidden_sizes:
-            layers.append(EnsembleLinear(num_q, width, size))
-            if dropout > 0.0:
-                layers.append(nn.Dropout(dropout))
-            if layer_norm:
-                layers.append(EnsembleLayerNorm(num_q, size))
-            layers.append(act())
-            width = size
-        layers.append(EnsembleLinear(num_q, width, 1))
-        self.net = nn.Sequential(*layers)
+        super().__init__(num_q, int(obs_dim) + int(action_dim), 1, hidden_sizes, activation, layer_norm, dropout)
 
     def forward(self, obs: Tensor, action: Tensor, members: Tensor | None = None) -> Tensor:
         """``[N, B]`` values, or ``[M, B]`` for the member indices ``members`` (``[M]``) only."""
-        dtype = self.net[0].weight.dtype  # the first EnsembleLinear
-        x = torch.cat((obs.flatten(1).to(dtype), action.flatten(1).to(dtype)), dim=-1)  # [B, O + A], shared
-        for layer in self.net:
-            x = layer(x, members) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else layer(x)
-        return x.squeeze(-1)  # [N, B]
+        x = torch.cat((obs.flatten(1), action.flatten(1).to(obs.dtype)), dim=-1)  # [B, O + A], shared
+        return self.run(x, members).squeeze(-1)  # [N, B]
 
-    def linear_layers(self) -> list[EnsembleLinear]:
-        """The ensemble's linear layers, input to output."""
-        return [m for m in self.net if isinstance(m, EnsembleLinear)]
+
+class DiscreteQEnsemble(EnsembleMLP):
+    """N discrete-action critics: ``obs [B, O] -> [N, B, A]``, or ``[N, B]`` for given actions ``[B]``.
+
+    The same call shape as :class:`QEnsemble` (``critic(obs, action) -> [N, B]``), so agents written
+    against it (IQL) take either; ``critic(obs)`` gives every action's value.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        num_q: int = 2,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str | type[nn.Module] = "relu",
+        layer_norm: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(num_q, obs_dim, num_actions, hidden_sizes, activation, layer_norm, dropout)
+        self.num_actions = int(num_actions)
+
+    def forward(self, obs: Tensor, action: Tensor | None = None, members: Tensor | None = None) -> Tensor:
+        q = self.run(obs.flatten(1), members)  # [N, B, A]
+        if action is None:
+            return q
+        index = action.long().view(1, -1, 1).expand(q.shape[0], -1, 1)  # [N, B, 1]
+        return q.gather(-1, index).squeeze(-1)  # [N, B]

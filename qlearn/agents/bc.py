@@ -1,0 +1,70 @@
+"""Behaviour cloning: maximum likelihood of the dataset's actions, the baseline every offline agent must beat."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qlearn.agents.base import Agent
+from qlearn.networks.actors import CategoricalActor, GaussianActor
+from qlearn.optim import OptimizerFactory, adam
+from qlearn.types import Batch, EnvSpec, Metrics
+
+DEFAULT_LR = 3e-4
+
+
+class BC(Agent):
+    """Behaviour cloning: ``L = -mean log pi(a_data | s)`` (Pomerleau, 1991; Ross & Bagnell, 2010).
+
+    This is IQL's actor loss with every advantage weight equal to 1 (temperature 0), on the same
+    actors: :class:`GaussianActor` (continuous; the loss is a Gaussian negative log-likelihood) or
+    :class:`CategoricalActor` (discrete; cross-entropy). Evaluation acts with the mean / argmax.
+
+    Args:
+        actor: module with ``log_prob(obs, action) -> [B]`` and ``act(obs, deterministic)``.
+        optimizer: factory called with the actor's parameters.
+    """
+
+    def __init__(self, actor: nn.Module, *, optimizer: OptimizerFactory | None = None) -> None:
+        super().__init__()
+        self.actor = actor
+        self.optimizers = {"actor": (optimizer or adam(DEFAULT_LR))(self.actor.parameters())}
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: EnvSpec,
+        *,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        lr: float = DEFAULT_LR,
+        **kwargs: Any,
+    ) -> BC:
+        """A Gaussian (continuous) or softmax (discrete) MLP policy for ``spec``."""
+        obs_dim = int(math.prod(spec.obs_shape))
+        actor: nn.Module
+        if spec.discrete:
+            assert spec.num_actions is not None
+            actor = CategoricalActor(obs_dim, spec.num_actions, hidden_sizes, activation, dropout)
+        else:
+            assert spec.action_low is not None and spec.action_high is not None
+            actor = GaussianActor(obs_dim, spec.action_low, spec.action_high, hidden_sizes, activation, dropout)
+        return cls(actor, optimizer=adam(lr), **kwargs)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        return self.actor.act(obs, deterministic=deterministic)
+
+    def update(self, batch: Batch) -> Metrics:
+        loss = -self.actor.log_prob(batch.obs, batch.action).mean()
+        optimizer = self.optimizers["actor"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.num_updates += 1
+        return {"train/loss": loss.detach()}
