@@ -1,0 +1,24 @@
+"""Offline RL data: `OfflineDataset`, loading/saving (D4RL HDF5, npz, Minari) and D4RL normalized scores."""
+
+from __future__ import annotations
+
+from qlearn.offline.dataset import (
+    DatasetError,
+    NormalizeVectorObservation,
+    OfflineDataset,
+    normalize_env_observations,
+)
+from qlearn.offline.io import load_dataset, save_dataset
+from qlearn.offline.scores import D4RL_REFERENCE_SCORES, normalized_score, reference_scores
+
+__all__ = [
+    "D4RL_REFERENCE_SCORES",
+    "DatasetError",
+    "NormalizeVectorObservation",
+    "OfflineDataset",
+    "load_dataset",
+    "normalize_env_observations",
+    "normalized_score",
+    "reference_scores",
+    "save_dataset",
+]
