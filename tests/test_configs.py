@@ -13,6 +13,8 @@ from qlearn.types import EnvSpec
 
 register_resolvers()
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discrete", "bc_discrete"}
+ONLINE = [e for e in EXPERIMENTS if e not in OFFLINE]
 SPECS = {
     "CartPole-v1": EnvSpec((4,), "float32", (), num_actions=2),
     "PongNoFrameskip-v4": EnvSpec((4, 84, 84), "uint8", (), num_actions=6),
@@ -32,7 +34,7 @@ def leaf_differences(a: object, b: object, path: str = "") -> list[str]:
     return [] if a == b else [path]
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("experiment", ONLINE)
 def test_every_experiment_composes_and_builds_its_agent(experiment: str) -> None:
     import torch
 
@@ -46,6 +48,37 @@ def test_every_experiment_composes_and_builds_its_agent(experiment: str) -> None
     else:
         assert isinstance(agent, REDQ) and cfg.get("exploration") is None
         assert agent.actor_update_every == cfg["trainer"]["updates_per_step"]  # one actor step per env step
+
+
+@pytest.mark.parametrize("experiment", sorted(OFFLINE))
+def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
+    import torch
+
+    from qlearn.agents import BC, DQN, IQL, REDQ
+    from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
+    from qlearn.targets import DoubleQNextValue
+
+    assert {p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")} >= OFFLINE
+    env_id = "Hopper-v5" if experiment.endswith("mujoco") else "CartPole-v1"
+    cfg = resolved([f"experiment={experiment}", f"env.id={env_id}"])
+    assert cfg["trainer"]["mode"] == "offline" and cfg["trainer"]["batch_size"] == 256
+    assert cfg.get("buffer") is None and cfg.get("exploration") is None
+    agent = build_agent(cfg["agent"], SPECS[env_id], torch.device("cpu"))
+    kind = experiment.split("_")[0]
+    if kind == "iql":  # Kostrikov et al., 2022: tau 0.7, beta 3, cosine actor schedule over the run
+        assert isinstance(agent, IQL) and (agent.expectile, agent.temperature, agent.max_weight) == (0.7, 3.0, 100.0)
+        assert agent.actor_scheduler is not None and agent.actor_scheduler.T_max == cfg["trainer"]["total_updates"]
+    elif experiment == "cql_mujoco":  # CQL authors: alpha 5, 10 samples, policy lr 1e-4, no entropy backup, 3x256
+        assert isinstance(agent, REDQ) and not agent.backup_entropy and agent.actor_q == "min"
+        reg = agent.critic_regularizer
+        assert isinstance(reg, ContinuousCQLPenalty) and (reg.weight, reg.num_samples, reg.lagrange_gap) == (5.0, 10, None)
+        assert agent.optimizers["actor"].param_groups[0]["lr"] == 1e-4
+        assert len(agent.critic.linear_layers()) == 4  # three hidden layers of 256
+    elif experiment == "cql_discrete":
+        assert isinstance(agent, DQN) and isinstance(agent.next_value, DoubleQNextValue)
+        assert isinstance(agent.regularizer, CQLPenalty) and agent.regularizer.weight == 1.0
+    else:
+        assert isinstance(agent, BC)
 
 
 # (experiment, N, M, UTD, actor aggregate, dropout, LayerNorm, target entropy on Hopper)

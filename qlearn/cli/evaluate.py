@@ -9,12 +9,14 @@ from typing import Any
 
 import gymnasium as gym
 import hydra
+import numpy as np
 from omegaconf import DictConfig
 
 from qlearn.checkpoint import latest_checkpoint, load_checkpoint
 from qlearn.cli.build import CONFIG_DIR, build_agent, build_env, env_options, register_resolvers
 from qlearn.envs import make_single_env
 from qlearn.errors import QlearnError
+from qlearn.offline import normalize_env_observations
 from qlearn.trainers.evaluation import evaluate
 from qlearn.types import EnvSpec
 from qlearn.utils import resolve_device
@@ -54,6 +56,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         env = _video_env(stored["env"], video_dir)
     else:
         env = build_env(stored["env"], int(cfg.seed), num_envs=1)
+    normalization = state["config"].get("observation_normalization")
+    if normalization is not None:  # offline runs trained on standardised observations
+        env = normalize_env_observations(env, np.asarray(normalization["mean"]), np.asarray(normalization["std"]))
     agent = build_agent(stored["agent"], EnvSpec.from_env(env), device)
     agent.load_state_dict(state["agent"])
     try:

@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from qlearn.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from qlearn.cli.build import CONFIG_DIR, build_agent, build_env, build_logger, register_resolvers
 from qlearn.errors import QlearnError
+from qlearn.offline import OfflineDataset, load_dataset, normalize_env_observations, reference_scores
+from qlearn.trainers.offline import OfflineTrainer
 from qlearn.trainers.online import OnlineTrainer, TrainingInterrupted
 from qlearn.types import EnvSpec
 from qlearn.utils import resolve_device, seed_everything
@@ -58,6 +60,32 @@ def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple
 
 def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: str) -> dict[str, Any]:
     cfg, run_dir, checkpoint = resolve_run(cfg, hydra_dir, overrides)
+    if cfg.trainer.get("mode", "online") == "offline":
+        return train_offline(cfg, run_dir, checkpoint, agent_name)
+    trainer = build_online_trainer(cfg, run_dir, agent_name)
+    env, eval_env = trainer.env, trainer.eval_env
+    seed = trainer.seed
+    if checkpoint is not None:
+        trainer.resume_from(checkpoint)
+        print(f"qlearn-train: resuming {run_dir} from {checkpoint.name} (env step {trainer.env_step})", file=sys.stderr)
+    try:
+        results = trainer.run()
+    finally:
+        env.close()
+        if eval_env is not None:
+            eval_env.close()
+    final = results.get("final_eval") or {}
+    print(
+        f"qlearn-train: {agent_name} on {cfg.env.id} seed {seed}: {results['total_steps']} steps in "
+        f"{results['wall_time_s']:.1f} s ({results['steps_per_sec']:.0f} steps/s); "
+        f"final eval {final.get('mean', float('nan')):.2f} ± {final.get('std', float('nan')):.2f} "
+        f"over {final.get('episodes', 0)} episodes. Results: {run_dir / 'results.json'}"
+    )
+    return results
+
+
+def build_online_trainer(cfg: DictConfig, run_dir: Path, agent_name: str, **extra: Any) -> OnlineTrainer:
+    """Seed, write ``run_dir/config.yaml`` and build envs, agent, buffer and logger into an :class:`OnlineTrainer`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     seed = int(cfg.seed)
@@ -77,7 +105,9 @@ def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: st
     buffer = instantiate(buffer_cfg, seed=seed)
     logger = build_logger(cfg.logger, run_dir)
     logger.log_config(resolved)
-    trainer = OnlineTrainer(
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    options.pop("mode", None)
+    return OnlineTrainer(
         agent,
         env,
         buffer,
@@ -89,24 +119,76 @@ def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: st
         clip_reward=bool(cfg.env.get("clip_reward", False)),
         terminal_on_life_loss=bool(cfg.env.get("terminal_on_life_loss", False)),
         config={"resolved": resolved, "agent_name": agent_name, "env": {"id": cfg.env.id}},
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **options,
+        **extra,
     )
+
+
+def train_offline(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, agent_name: str) -> dict[str, Any]:
+    """``trainer=offline``: gradient steps on ``dataset.path``, evaluation in ``env.id`` (default: the dataset's env)."""
+    device = resolve_device(cfg.device)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    dataset, obs_stats = prepare_dataset(cfg, device, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    eval_env = build_env(cfg.env, seed + 1, num_envs=1)
+    spec = EnvSpec.from_env(eval_env)
+    dataset.validate(spec, env_id=cfg.env.id)
+    if obs_stats is not None:
+        eval_env = normalize_env_observations(eval_env, *obs_stats)
+    agent = build_agent(cfg.agent, spec, device)
+    logger = build_logger(cfg.logger, run_dir)
+    logger.log_config(resolved)
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    options.pop("mode")
+    config = {"resolved": resolved, "agent_name": agent_name, "env": {"id": cfg.env.id},
+              "dataset": str(cfg.dataset.path)}
+    if obs_stats is not None:  # qlearn-eval applies the same transform
+        config["observation_normalization"] = {"mean": obs_stats[0].tolist(), "std": obs_stats[1].tolist()}
+    trainer = OfflineTrainer(agent, dataset, eval_env=eval_env, logger=logger, run_dir=run_dir, seed=seed,
+                             reference_scores=reference_scores(cfg.env.id, dataset.metadata), config=config, **options)
     if checkpoint is not None:
         trainer.resume_from(checkpoint)
-        print(f"qlearn-train: resuming {run_dir} from {checkpoint.name} (env step {trainer.env_step})", file=sys.stderr)
+        print(f"qlearn-train: resuming {run_dir} from {checkpoint.name} (update {trainer.updates_done})", file=sys.stderr)
     try:
         results = trainer.run()
     finally:
-        env.close()
         eval_env.close()
     final = results.get("final_eval") or {}
+    score = final.get("normalized_score")
     print(
-        f"qlearn-train: {agent_name} on {cfg.env.id} seed {seed}: {results['total_steps']} steps in "
-        f"{results['wall_time_s']:.1f} s ({results['steps_per_sec']:.0f} steps/s); "
-        f"final eval {final.get('mean', float('nan')):.2f} ± {final.get('std', float('nan')):.2f} "
-        f"over {final.get('episodes', 0)} episodes. Results: {run_dir / 'results.json'}"
+        f"qlearn-train: {agent_name} on {cfg.dataset.path} ({cfg.env.id}) seed {seed}: {results['updates']} updates in "
+        f"{results['wall_time_s']:.1f} s ({results['updates_per_sec']:.0f} updates/s); final eval "
+        f"{final.get('mean', float('nan')):.2f} ± {final.get('std', float('nan')):.2f}"
+        + (f", normalized score {score:.1f}" if score is not None else "")
+        + f". Results: {run_dir / 'results.json'}"
     )
     return results
+
+
+def prepare_dataset(cfg: DictConfig, device: Any, seed: int) -> tuple[OfflineDataset, tuple[Any, Any] | None]:
+    """Load ``dataset.path``, fill ``env.id`` from it when null, and apply reward/observation scaling."""
+    options = cfg.dataset
+    if options.get("path") is None:
+        raise QlearnError(
+            "trainer=offline needs a dataset: pass dataset.path=<file.hdf5 | file.npz | minari dataset dir> "
+            "(qlearn-collect makes one)."
+        )
+    dataset = load_dataset(str(options.path), next_observations=str(options.next_observations), device=device, seed=seed)
+    data_env = dataset.metadata.get("env_id")
+    if cfg.env.id is None:
+        if not data_env:
+            raise QlearnError(f"{options.path} does not say which env it comes from; pass env.id=<gymnasium id>.")
+        cfg.env.id = data_env
+    scale = options.get("reward_scale")
+    if scale == "iql":  # Kostrikov et al., 2022: rewards * 1000 / (max return - min return) on locomotion
+        dataset.scale_rewards(dataset.iql_reward_scale(), float(options.get("reward_shift", 0.0)))
+    elif scale is not None or float(options.get("reward_shift", 0.0)) != 0.0:
+        dataset.scale_rewards(1.0 if scale is None else float(scale), float(options.get("reward_shift", 0.0)))
+    stats = dataset.normalize_observations() if options.get("normalize_observations", False) else None
+    return dataset, stats
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +17,18 @@ from qlearn.agents.base import Agent
 from qlearn.buffers import ReplayBuffer
 from qlearn.checkpoint import latest_checkpoint, load_buffer_state, save_checkpoint
 from qlearn.envs import episode_stats, final_next_obs
-from qlearn.errors import NonFiniteError, QlearnError
+from qlearn.errors import QlearnError
 from qlearn.exploration import EpsilonGreedy
 from qlearn.logging import Logger, NullLogger
+from qlearn.trainers.controls import LoopControls, TrainingInterrupted
 from qlearn.trainers.evaluation import evaluate
+from qlearn.trainers.records import append_evaluation, check_finite, write_results
 from qlearn.utils import global_rng_state, release_free_memory, set_global_rng_state
 
 TRIM_EVERY_UPDATES = 500  # return freed heap pages to the OS this often (see release_free_memory)
 
 
-class TrainingInterrupted(QlearnError):
-    """SIGINT or SIGTERM arrived; a checkpoint was written first."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signum
-
-
-class OnlineTrainer:
+class OnlineTrainer(LoopControls):
     """Drives an agent in a vector env and trains it from a replay buffer.
 
     Counting conventions: every interval here counts **env steps** summed over sub-envs
@@ -64,6 +56,8 @@ class OnlineTrainer:
             learning only, as Mnih et al. (2015) did; the game, its score and evaluation run on.
         run_dir: where checkpoints, ``evaluations.csv`` and ``results.json`` go (``None``: nowhere).
         config: resolved config stored in every checkpoint so ``qlearn-eval`` can rebuild the agent.
+        on_evaluation: callbacks ``f(trainer, result)`` run after each evaluation (``qlearn-collect``
+            snapshots its behaviour policies this way).
     """
 
     def __init__(
@@ -94,6 +88,7 @@ class OnlineTrainer:
         seed: int = 0,
         progress: bool | None = None,
         config: dict[str, Any] | None = None,
+        on_evaluation: Sequence[Callable[[OnlineTrainer, dict[str, Any]], None]] = (),
     ) -> None:
         if total_steps < 1 or train_every < 1 or updates_per_step < 1 or batch_size < 1:
             raise QlearnError("total_steps, train_every, updates_per_step and batch_size must all be >= 1.")
@@ -128,6 +123,7 @@ class OnlineTrainer:
         self.seed = int(seed)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.config = config or {}
+        self.on_evaluation = list(on_evaluation)
         self.num_envs = int(env.num_envs)
         self.device = agent.device
         self._cpu = self.device.type == "cpu"
@@ -191,8 +187,8 @@ class OnlineTrainer:
         """Train until ``total_steps`` env steps; returns (and writes) the results summary."""
         start_time = time.perf_counter()
         start_step = self.env_step
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        bar = self._progress_bar()
+        previous = self._catch_signals()
+        bar = self._progress_bar(self.total_steps, self.env_step, "step")
         try:
             obs = self._reset_envs()
             last_log_time, last_log_step = time.perf_counter(), self.env_step
@@ -229,13 +225,12 @@ class OnlineTrainer:
                     self._checkpoint()
                     obs = self._reset_envs()
                 if self._signal is not None:
-                    self._interrupt()
+                    self._interrupt(f"env step {self.env_step}")
             self._check_finite()
             wall = time.perf_counter() - start_time
             results = self._finish(wall, (self.env_step - start_step) / max(wall, 1e-9))
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            self._restore_signals(previous)
             if bar is not None:
                 bar.close()
         return results
@@ -294,20 +289,7 @@ class OnlineTrainer:
 
     def _check_finite(self) -> None:
         """Raise if any loss or mean Q since the last check was NaN/inf (one host sync per check)."""
-        if not self._pending_losses:
-            return
-        values = torch.stack([torch.stack((loss, q)) for _, loss, q in self._pending_losses])  # [U, 2]
-        finite = torch.isfinite(values).all(dim=1)
-        steps = [step for step, _, _ in self._pending_losses]
-        self._pending_losses.clear()
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0, 0])
-            last_good = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
-            raise NonFiniteError(
-                f"non-finite loss or Q-value at env step {steps[first]}: training stopped. "
-                f"Last good checkpoint: {last_good or 'none'}. Lower the learning rate or enable "
-                "gradient clipping (agent.max_grad_norm), then resume or restart."
-            )
+        check_finite(self._pending_losses, self.run_dir)
 
     def _record_episodes(self, infos: dict[str, Any], done: np.ndarray) -> None:
         for ret, length in episode_stats(infos, done):
@@ -341,13 +323,9 @@ class OnlineTrainer:
         self.eval_history.append({"step": self.env_step, "mean": result["mean"], "std": result["std"]})
         self.logger.log_scalars({"eval/episode_return": result["mean"], "eval/episode_return_std": result["std"]},
                                 self.env_step)
-        if self.run_dir is not None:
-            path = self.run_dir / "evaluations.csv"
-            new = not path.exists()
-            with path.open("a") as f:
-                if new:
-                    f.write("step,mean,std,episodes\n")
-                f.write(f"{self.env_step},{result['mean']},{result['std']},{result['episodes']}\n")
+        append_evaluation(self.run_dir, self.env_step, result)
+        for callback in self.on_evaluation:
+            callback(self, result)
         return result
 
     def _checkpoint(self) -> Path | None:
@@ -357,18 +335,6 @@ class OnlineTrainer:
         state = {"agent": self.agent.state_dict(), "trainer": self.state_dict(), "config": self.config}
         buffer_state = self.buffer.state_dict() if self.save_buffer else None
         return save_checkpoint(self.run_dir, self.env_step, state, buffer_state, keep=self.keep_checkpoints)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._signal is not None:  # a second signal: stop at once
-            raise KeyboardInterrupt
-        self._signal = signum
-
-    def _interrupt(self) -> None:
-        assert self._signal is not None
-        name = signal.Signals(self._signal).name
-        path = self._checkpoint()
-        where = f"checkpoint written to {path}; continue with resume={self.run_dir}" if path else "no run_dir: nothing saved"
-        raise TrainingInterrupted(f"received {name} at env step {self.env_step}; {where}.", self._signal)
 
     def _finish(self, wall_time: float, sps: float) -> dict[str, Any]:
         final = self._evaluate() if self.eval_env is not None else None
@@ -388,19 +354,9 @@ class OnlineTrainer:
             "steps_per_sec": sps,
             "device": str(self.device),
         }
-        if self.run_dir is not None:
-            tmp = self.run_dir / "results.json.tmp"
-            tmp.write_text(json.dumps(results, indent=2))
-            os.replace(tmp, self.run_dir / "results.json")
+        write_results(self.run_dir, results)
         self.logger.close()
         return results
-
-    def _progress_bar(self) -> Any:
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.total_steps, initial=self.env_step, unit="step", dynamic_ncols=True)
 
 
 __all__ = ["OnlineTrainer", "TrainingInterrupted"]

@@ -1,0 +1,142 @@
+"""``qlearn-collect``: make D4RL-protocol datasets (random, medium, medium-replay, expert, medium-expert) locally."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra import compose
+from omegaconf import DictConfig
+
+from qlearn import __version__
+from qlearn.cli.build import CONFIG_DIR, build_env, register_resolvers
+from qlearn.cli.train import build_online_trainer
+from qlearn.errors import QlearnError
+from qlearn.offline.collect import KINDS, SnapshotRecorder, TransitionLog, agent_policy, concatenate, random_policy, rollout
+from qlearn.offline.io import save_dataset
+
+register_resolvers()
+
+
+def output_paths(cfg: DictConfig) -> dict[str, Path]:
+    """``{kind: <out_dir>/<env_id>-<kind>.hdf5}``; refuses unknown kinds and existing files before any work."""
+    unknown = [k for k in cfg.kinds if k not in KINDS]
+    if unknown:
+        raise QlearnError(f"unknown dataset kinds {unknown}; choose from {list(KINDS)}.")
+    slug = str(cfg.env_id).replace("/", "_")
+    paths = {str(k): Path(str(cfg.out_dir)) / f"{slug}-{k}.hdf5" for k in cfg.kinds}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing:
+        raise QlearnError(f"{existing} already exist; qlearn-collect never overwrites a dataset. Move them or set out_dir=.")
+    return paths
+
+
+def summary(arrays: dict[str, np.ndarray], returns: np.ndarray) -> dict[str, Any]:
+    return {"transitions": int(arrays["rewards"].shape[0]), "episodes": int(returns.size),
+            "return_mean": float(returns.mean()) if returns.size else None,
+            "return_std": float(returns.std()) if returns.size else None}
+
+
+def episode_returns(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Returns of the complete episodes in flat arrays (episodes end at a terminal or a timeout)."""
+    ends = np.flatnonzero(arrays["terminals"] | arrays["timeouts"])
+    sums = np.add.reduceat(arrays["rewards"].astype(np.float64), np.r_[0, ends[:-1] + 1]) if ends.size else []
+    return np.asarray(sums, dtype=np.float64)
+
+
+def collect(cfg: DictConfig) -> dict[str, Any]:
+    paths = output_paths(cfg)
+    out_dir = Path(str(cfg.out_dir))
+    seed = int(cfg.seed)
+    train_cfg = compose(config_name="train", overrides=[
+        f"experiment={cfg.behaviour}", f"env.id={cfg.env_id}", f"seed={seed}", f"total_steps={int(cfg.total_steps)}",
+        f"eval.every={int(cfg.eval_every)}", f"eval.episodes={int(cfg.eval_episodes)}", f"device={cfg.device}",
+        "env.num_envs=1", *[str(o) for o in cfg.overrides],
+    ])
+    run_dir = out_dir / f"{str(cfg.env_id).replace('/', '_')}-behaviour-seed{seed}"
+    if (run_dir / "results.json").exists():
+        raise QlearnError(f"{run_dir} already holds a behaviour run; choose another out_dir or seed.")
+    env = build_env(train_cfg.env, seed + 2, num_envs=1)
+    report: dict[str, Any] = {"env_id": str(cfg.env_id), "behaviour": str(cfg.behaviour), "seed": seed,
+                              "qlearn_version": __version__, "datasets": {}}
+    data: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
+    data["random"] = rollout(env, random_policy(env), int(cfg.transitions) if "random" in paths else 20_000, seed)
+    random_return = float(data["random"][1].mean())
+
+    needs_policy = any(k != "random" for k in paths)
+    expert_return, medium_info = None, None
+    if needs_policy:
+        recorder = SnapshotRecorder()
+        trainer = build_online_trainer(train_cfg, run_dir, str(cfg.behaviour), on_evaluation=[recorder])
+        log = TransitionLog(trainer.buffer)
+        trainer.buffer = log
+        try:
+            results = trainer.run()
+        finally:
+            trainer.env.close()
+            if trainer.eval_env is not None:
+                trainer.eval_env.close()
+        agent = trainer.agent
+        expert_return = float(results["final_eval"]["mean"])
+        if expert_return <= random_return:
+            raise QlearnError(
+                f"the behaviour policy's final greedy return ({expert_return:.1f}) is not above the random policy's "
+                f"({random_return:.1f}), so there is no medium level between them: raise total_steps "
+                f"(now {int(cfg.total_steps)}) or pick another behaviour preset. Its run is in {run_dir}."
+            )
+        threshold = random_return + float(cfg.medium_fraction) * (expert_return - random_return)
+        medium = recorder.first_reaching(threshold)
+        assert medium is not None  # the final evaluation reaches the expert return itself
+        medium_info = {"env_step": medium.env_step, "eval_return": medium.eval_return, "threshold": threshold}
+        epsilon = float(cfg.epsilon)
+        data["expert"] = rollout(env, agent_policy(agent, epsilon, seed), int(cfg.transitions), seed + 10)
+        agent.load_state_dict(medium.state)
+        data["medium"] = rollout(env, agent_policy(agent, epsilon, seed), int(cfg.transitions), seed + 20)
+        replay = log.arrays(medium.env_step)
+        data["medium-replay"] = (replay, episode_returns(replay))
+        both = concatenate(data["medium"][0], data["expert"][0])
+        data["medium-expert"] = (both, np.concatenate([data["medium"][1], data["expert"][1]]))
+    env.close()
+
+    report.update({"random_return": random_return, "expert_return": expert_return, "medium_snapshot": medium_info,
+                   "behaviour_run": str(run_dir) if needs_policy else None})
+    for kind, path in paths.items():
+        arrays, returns = data[kind]
+        stats = summary(arrays, returns)
+        metadata = {
+            "env_id": str(cfg.env_id), "kind": kind, "behaviour_policy": str(cfg.behaviour), "seed": seed,
+            "ref_min_score": random_return, "ref_max_score": expert_return if expert_return is not None else None,
+            "behaviour_return_mean": stats["return_mean"], "behaviour_return_std": stats["return_std"],
+            "episodes": stats["episodes"], "collected_by": f"qlearn-collect {__version__}",
+        }
+        if expert_return is None:
+            metadata.pop("ref_max_score")
+        save_dataset(path, arrays, {k: v for k, v in metadata.items() if v is not None})
+        report["datasets"][kind] = {"path": str(path), **stats}
+        print(f"qlearn-collect: {path}: {stats['transitions']} transitions, {stats['episodes']} episodes, "
+              f"mean return {stats['return_mean'] if stats['return_mean'] is not None else float('nan'):.1f}")
+    (out_dir / f"{str(cfg.env_id).replace('/', '_')}-collect.json").write_text(json.dumps(report, indent=2))
+    print(f"qlearn-collect: random return {random_return:.1f}, expert return "
+          f"{expert_return if expert_return is not None else float('nan'):.1f}; report in {out_dir}")
+    return report
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="collect", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        collect(cfg)
+    except QlearnError as exc:
+        print(f"qlearn-collect: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""qlearn-collect and offline qlearn-train through real subprocesses, on CartPole with tiny budgets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from qlearn.offline import load_dataset
+
+COLLECT = [sys.executable, "-m", "qlearn.cli.collect"]
+TRAIN = [sys.executable, "-m", "qlearn.cli.train"]
+EVAL = [sys.executable, "-m", "qlearn.cli.evaluate"]
+
+
+def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def cartpole_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("datasets")
+    proc = run(COLLECT + ["env_id=CartPole-v1", "behaviour=dqn_cartpole", "total_steps=5000", "eval_every=1000",
+                          "eval_episodes=2", "transitions=400", "epsilon=0.1", "device=cpu", f"out_dir={out}",
+                          "overrides=['trainer.learning_starts=500','logger=none']"])
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_collect_writes_every_kind_with_consistent_metadata(cartpole_datasets: Path) -> None:
+    report = json.loads((cartpole_datasets / "CartPole-v1-collect.json").read_text())
+    snapshot = report["medium_snapshot"]
+    assert snapshot["eval_return"] >= snapshot["threshold"]
+    sizes = {}
+    for kind in ("random", "medium", "medium-replay", "expert", "medium-expert"):
+        data = load_dataset(cartpole_datasets / f"CartPole-v1-{kind}.hdf5")
+        sizes[kind] = len(data)
+        assert data.metadata["env_id"] == "CartPole-v1" and data.metadata["kind"] == kind
+        assert data.metadata["ref_min_score"] == pytest.approx(report["random_return"])
+        assert data.metadata["ref_max_score"] == pytest.approx(report["expert_return"])
+        assert data.discrete
+    assert sizes["random"] == sizes["medium"] == sizes["expert"] == 400
+    assert sizes["medium-expert"] == 800
+    assert sizes["medium-replay"] == snapshot["env_step"]  # the behaviour run's transitions up to the snapshot
+    with h5py.File(cartpole_datasets / "CartPole-v1-random.hdf5") as f:
+        obs, nxt = f["observations"][:], f["next_observations"][:]
+        ends = f["terminals"][:] | f["timeouts"][:]
+    # within an episode each next observation is the following observation
+    inside = np.flatnonzero(~ends[:-1])
+    np.testing.assert_array_equal(nxt[inside], obs[inside + 1])
+    assert ends[-1]
+
+
+def test_collect_refuses_to_overwrite(cartpole_datasets: Path) -> None:
+    before = (cartpole_datasets / "CartPole-v1-random.hdf5").read_bytes()
+    proc = run(COLLECT + ["env_id=CartPole-v1", "kinds=[random]", "transitions=10", f"out_dir={cartpole_datasets}"])
+    assert proc.returncode == 2 and "never overwrites" in proc.stderr and "Traceback" not in proc.stderr
+    assert (cartpole_datasets / "CartPole-v1-random.hdf5").read_bytes() == before
+
+
+@pytest.mark.parametrize("experiment", ["iql_discrete", "cql_discrete", "bc_discrete"])
+def test_offline_presets_train_and_evaluate_from_a_collected_dataset(cartpole_datasets: Path, tmp_path: Path,
+                                                                     experiment: str) -> None:
+    run_dir = tmp_path / "run"
+    data = cartpole_datasets / "CartPole-v1-medium-replay.hdf5"
+    proc = run(TRAIN + [f"experiment={experiment}", f"dataset.path={data}", "trainer.total_updates=60",
+                        "eval.every=30", "eval.episodes=2", "dataset.normalize_observations=true",
+                        "device=cpu", f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["updates"] == 60 and results["env_id"] == "CartPole-v1"  # env id read from the dataset
+    low, high = results["reference_scores"]
+    final = results["final_eval"]
+    assert final["normalized_score"] == pytest.approx(100 * (final["mean"] - low) / (high - low))
+    proc = run(EVAL + [f"checkpoint={run_dir}", "episodes=2"])  # qlearn-eval re-applies the obs normalisation
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_offline_training_refuses_a_dataset_for_another_env(cartpole_datasets: Path, tmp_path: Path) -> None:
+    data = cartpole_datasets / "CartPole-v1-random.hdf5"
+    proc = run(TRAIN + ["experiment=iql_discrete", f"dataset.path={data}", "env.id=Acrobot-v1",
+                        f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Acrobot-v1" in proc.stderr
+    proc = run(TRAIN + ["experiment=iql_discrete", f"hydra.run.dir={tmp_path / 'run2'}"])
+    assert proc.returncode == 2 and "dataset.path=" in proc.stderr
