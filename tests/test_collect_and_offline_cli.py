@@ -91,3 +91,24 @@ def test_offline_training_refuses_a_dataset_for_another_env(cartpole_datasets: P
     assert "Acrobot-v1" in proc.stderr
     proc = run(TRAIN + ["experiment=iql_discrete", f"hydra.run.dir={tmp_path / 'run2'}"])
     assert proc.returncode == 2 and "dataset.path=" in proc.stderr
+
+
+def test_iql_finetune_runs_offline_then_online_from_the_dataset(cartpole_datasets: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    data = cartpole_datasets / "CartPole-v1-medium-replay.hdf5"
+    args = [f"dataset.path={data}", "trainer.offline_updates=40", "total_steps=300", "trainer.learning_starts=32",
+            "trainer.batch_size=32", "buffer.capacity=20000", "eval.every=100", "eval.episodes=2", "device=cpu",
+            "logger=none", f"hydra.run.dir={run_dir}"]
+    proc = run(TRAIN + ["experiment=iql_finetune", *args])
+    assert proc.returncode == 0, proc.stderr
+    offline = json.loads((run_dir / "offline" / "results.json").read_text())
+    online = json.loads((run_dir / "results.json").read_text())
+    assert offline["updates"] == 40 and online["total_steps"] == 300 and online["env_id"] == "CartPole-v1"
+    assert online["updates"] == 300 - 32  # one update per env step after learning_starts
+    replay = sorted((run_dir / "checkpoints").glob("replay_*.pt"))[-1]
+    import torch
+
+    state = torch.load(replay, weights_only=True)
+    assert int(state["storage"]["count"]) == len(load_dataset(data)) + 300  # the dataset, then the online steps
+    proc = run(TRAIN + ["experiment=iql_finetune", *args])  # the run directory is never overwritten
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr

@@ -13,7 +13,7 @@ from qlearn.types import EnvSpec
 
 register_resolvers()
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discrete", "bc_discrete"}
+OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discrete", "bc_discrete", "iql_finetune"}
 ONLINE = [e for e in EXPERIMENTS if e not in OFFLINE]
 SPECS = {
     "CartPole-v1": EnvSpec((4,), "float32", (), num_actions=2),
@@ -59,15 +59,22 @@ def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
     from qlearn.targets import DoubleQNextValue
 
     assert {p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")} >= OFFLINE
-    env_id = "Hopper-v5" if experiment.endswith("mujoco") else "CartPole-v1"
+    env_id = "CartPole-v1" if experiment.endswith("discrete") else "Hopper-v5"
     cfg = resolved([f"experiment={experiment}", f"env.id={env_id}"])
-    assert cfg["trainer"]["mode"] == "offline" and cfg["trainer"]["batch_size"] == 256
-    assert cfg.get("buffer") is None and cfg.get("exploration") is None
+    assert cfg["trainer"]["batch_size"] == 256 and cfg.get("exploration") is None
+    if experiment == "iql_finetune":  # IQL Sec. 5.3: 1M offline updates, then online with the dataset in the buffer
+        assert cfg["trainer"]["mode"] == "finetune" and cfg["trainer"]["offline_updates"] == 1_000_000
+        assert cfg["buffer"]["capacity"] >= 2_000_000 and cfg["trainer"]["updates_per_step"] == 1
+    else:
+        assert cfg["trainer"]["mode"] == "offline" and cfg.get("buffer") is None
     agent = build_agent(cfg["agent"], SPECS[env_id], torch.device("cpu"))
     kind = experiment.split("_")[0]
     if kind == "iql":  # Kostrikov et al., 2022: tau 0.7, beta 3, cosine actor schedule over the run
         assert isinstance(agent, IQL) and (agent.expectile, agent.temperature, agent.max_weight) == (0.7, 3.0, 100.0)
-        assert agent.actor_scheduler is not None and agent.actor_scheduler.T_max == cfg["trainer"]["total_updates"]
+        if experiment == "iql_finetune":
+            assert agent.actor_scheduler is None  # the actor keeps learning online
+        else:
+            assert agent.actor_scheduler is not None and agent.actor_scheduler.T_max == cfg["trainer"]["total_updates"]
     elif experiment == "cql_mujoco":  # CQL authors: alpha 5, 10 samples, policy lr 1e-4, no entropy backup, 3x256
         assert isinstance(agent, REDQ) and not agent.backup_entropy and agent.actor_q == "min"
         reg = agent.critic_regularizer

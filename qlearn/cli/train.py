@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import hydra
+from gymnasium.wrappers.vector import TransformReward
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +27,8 @@ register_resolvers()
 
 
 def _holds_a_run(run_dir: Path) -> bool:
-    return (run_dir / "results.json").exists() or bool(list_checkpoints(run_dir))
+    phases = (run_dir, run_dir / "offline")  # trainer=finetune runs its offline phase in <run_dir>/offline
+    return any((d / "results.json").exists() or bool(list_checkpoints(d)) for d in phases)
 
 
 def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple[DictConfig, Path, Path | None]:
@@ -60,8 +64,11 @@ def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple
 
 def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: str) -> dict[str, Any]:
     cfg, run_dir, checkpoint = resolve_run(cfg, hydra_dir, overrides)
-    if cfg.trainer.get("mode", "online") == "offline":
+    mode = cfg.trainer.get("mode", "online")
+    if mode == "offline":
         return train_offline(cfg, run_dir, checkpoint, agent_name)
+    if mode == "finetune":
+        return train_finetune(cfg, run_dir, checkpoint, agent_name)
     trainer = build_online_trainer(cfg, run_dir, agent_name)
     env, eval_env = trainer.env, trainer.eval_env
     seed = trainer.seed
@@ -84,8 +91,18 @@ def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: st
     return results
 
 
-def build_online_trainer(cfg: DictConfig, run_dir: Path, agent_name: str, **extra: Any) -> OnlineTrainer:
-    """Seed, write ``run_dir/config.yaml`` and build envs, agent, buffer and logger into an :class:`OnlineTrainer`."""
+def build_online_trainer(
+    cfg: DictConfig,
+    run_dir: Path,
+    agent_name: str,
+    wrap_env: Callable[[gym.vector.VectorEnv, bool], gym.vector.VectorEnv] | None = None,
+    **extra: Any,
+) -> OnlineTrainer:
+    """Seed, write ``run_dir/config.yaml`` and build envs, agent, buffer and logger into an :class:`OnlineTrainer`.
+
+    ``wrap_env(env, is_eval)`` wraps the training and evaluation envs (fine-tuning applies the
+    dataset's observation and reward transforms this way).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     seed = int(cfg.seed)
@@ -95,6 +112,8 @@ def build_online_trainer(cfg: DictConfig, run_dir: Path, agent_name: str, **extr
 
     env = build_env(cfg.env, seed)
     eval_env = build_env(cfg.env, seed + 1, num_envs=1)
+    if wrap_env is not None:
+        env, eval_env = wrap_env(env, False), wrap_env(eval_env, True)
     spec = EnvSpec.from_env(env)
     agent = build_agent(cfg.agent, spec, device)
     exploration = None
@@ -106,7 +125,8 @@ def build_online_trainer(cfg: DictConfig, run_dir: Path, agent_name: str, **extr
     logger = build_logger(cfg.logger, run_dir)
     logger.log_config(resolved)
     options = OmegaConf.to_container(cfg.trainer, resolve=True)
-    options.pop("mode", None)
+    for key in ("mode", "offline_updates"):
+        options.pop(key, None)
     return OnlineTrainer(
         agent,
         env,
@@ -129,7 +149,7 @@ def train_offline(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, agent
     device = resolve_device(cfg.device)
     seed = int(cfg.seed)
     seed_everything(seed)
-    dataset, obs_stats = prepare_dataset(cfg, device, seed)
+    dataset, obs_stats, _ = prepare_dataset(cfg, device, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
@@ -168,8 +188,67 @@ def train_offline(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, agent
     return results
 
 
-def prepare_dataset(cfg: DictConfig, device: Any, seed: int) -> tuple[OfflineDataset, tuple[Any, Any] | None]:
-    """Load ``dataset.path``, fill ``env.id`` from it when null, and apply reward/observation scaling."""
+def train_finetune(cfg: DictConfig, run_dir: Path, checkpoint: Path | None, agent_name: str) -> dict[str, Any]:
+    """``trainer=finetune``: ``trainer.offline_updates`` on the dataset (in ``<run_dir>/offline``), then the
+    dataset becomes the start of the replay buffer and training continues online for ``total_steps``.
+
+    The env gets the dataset's observation normalisation and reward scaling (rewards only while
+    training; evaluation reports raw returns). Resuming continues whichever phase was interrupted.
+    """
+    device = resolve_device(cfg.device)
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    dataset, obs_stats, (scale, shift) = prepare_dataset(cfg, device, seed)
+
+    def wrap(env: gym.vector.VectorEnv, is_eval: bool) -> gym.vector.VectorEnv:
+        if obs_stats is not None:
+            env = normalize_env_observations(env, *obs_stats)
+        if not is_eval and (scale, shift) != (1.0, 0.0):
+            env = TransformReward(env, lambda r: r * scale + shift)
+        return env
+
+    trainer = build_online_trainer(cfg, run_dir, agent_name, wrap_env=wrap)
+    if trainer.num_envs != 1:
+        raise QlearnError("trainer=finetune continues the dataset's single stream in the replay buffer: use env.num_envs=1.")
+    dataset.validate(EnvSpec.from_env(trainer.env), env_id=cfg.env.id)
+    if obs_stats is not None:
+        trainer.config["observation_normalization"] = {"mean": obs_stats[0].tolist(), "std": obs_stats[1].tolist()}
+    try:
+        if checkpoint is not None:  # the online phase had started: everything is in its checkpoint
+            trainer.resume_from(checkpoint)
+        else:
+            offline_dir = run_dir / "offline"
+            offline = OfflineTrainer(
+                trainer.agent, dataset, total_updates=int(cfg.trainer.offline_updates), batch_size=trainer.batch_size,
+                eval_env=trainer.eval_env, eval_every=trainer.eval_every, eval_episodes=trainer.eval_episodes,
+                reference_scores=reference_scores(cfg.env.id, dataset.metadata), logger=build_logger(cfg.logger, offline_dir),
+                run_dir=offline_dir, checkpoint_every=trainer.checkpoint_every, seed=seed, config=trainer.config,
+            )
+            done = latest_checkpoint(offline_dir)
+            if done is not None:
+                offline.resume_from(done)
+            if offline.updates_done < offline.total_updates:
+                offline.run()
+            dataset.to_replay_buffer(trainer.buffer)
+        results = trainer.run()
+    finally:
+        trainer.env.close()
+        if trainer.eval_env is not None:
+            trainer.eval_env.close()
+    final = results.get("final_eval") or {}
+    print(f"qlearn-train: {agent_name} fine-tuned on {cfg.env.id} seed {seed}: final eval "
+          f"{final.get('mean', float('nan')):.2f} ± {final.get('std', float('nan')):.2f}. Results: {run_dir / 'results.json'}")
+    return results
+
+
+def prepare_dataset(
+    cfg: DictConfig, device: Any, seed: int
+) -> tuple[OfflineDataset, tuple[Any, Any] | None, tuple[float, float]]:
+    """Load ``dataset.path``, fill ``env.id`` from it when null, and apply reward/observation scaling.
+
+    Returns the dataset, the observation ``(mean, std)`` (or ``None``) and the reward ``(scale, shift)``
+    applied, which online fine-tuning applies to the env's rewards too.
+    """
     options = cfg.dataset
     if options.get("path") is None:
         raise QlearnError(
@@ -183,12 +262,13 @@ def prepare_dataset(cfg: DictConfig, device: Any, seed: int) -> tuple[OfflineDat
             raise QlearnError(f"{options.path} does not say which env it comes from; pass env.id=<gymnasium id>.")
         cfg.env.id = data_env
     scale = options.get("reward_scale")
-    if scale == "iql":  # Kostrikov et al., 2022: rewards * 1000 / (max return - min return) on locomotion
-        dataset.scale_rewards(dataset.iql_reward_scale(), float(options.get("reward_shift", 0.0)))
-    elif scale is not None or float(options.get("reward_shift", 0.0)) != 0.0:
-        dataset.scale_rewards(1.0 if scale is None else float(scale), float(options.get("reward_shift", 0.0)))
+    # Kostrikov et al., 2022: rewards * 1000 / (max return - min return) on locomotion
+    reward = (dataset.iql_reward_scale() if scale == "iql" else 1.0 if scale is None else float(scale),
+              float(options.get("reward_shift", 0.0)))
+    if reward != (1.0, 0.0):
+        dataset.scale_rewards(*reward)
     stats = dataset.normalize_observations() if options.get("normalize_observations", False) else None
-    return dataset, stats
+    return dataset, stats, reward
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")

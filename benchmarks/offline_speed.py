@@ -1,0 +1,253 @@
+"""Offline update speed: IQL, continuous CQL and discrete CQL gradient steps per second. Prints; not a test.
+
+    python benchmarks/offline_speed.py                    # all three, ~3 minutes on 2 CPU cores
+    python benchmarks/offline_speed.py --only iql --threads 1 --device cuda
+
+Each agent (batch 256, 256-256 MLPs, Adam 3e-4, Hopper-v5 sizes for the continuous agents: obs 11,
+action 3; CartPole sizes for discrete CQL: obs 4, 2 actions) is timed three ways in one process:
+
+* ``qlearn trainer``: ``OfflineTrainer`` (no evaluation) on an ``OfflineDataset`` of random data,
+  i.e. sampling on the device + ``agent.update`` + the trainer's bookkeeping: what users get.
+* ``qlearn update``: ``agent.update`` alone on pre-sampled batches.
+* ``bare math``: the same update written inline in plain PyTorch (same layers, stacked critic
+  weights, fused Adam, ``torch._foreach_lerp_`` for Polyak), no qlearn code: the floor.
+
+Figures are medians over ``--repeats`` interleaved rounds of ``--updates`` updates each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from qlearn import EnvSpec
+from qlearn.agents import DQN, IQL, REDQ
+from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
+from qlearn.networks import MLP
+from qlearn.offline import OfflineDataset
+from qlearn.optim import adam
+from qlearn.targets import DoubleQNextValue
+from qlearn.trainers import OfflineTrainer
+from qlearn.types import Batch
+from qlearn.updaters import PolyakUpdate
+
+B, H, LR, TAU, GAMMA = 256, 256, 3e-4, 0.005, 0.99
+HOPPER = EnvSpec((11,), "float32", (3,), action_low=(-1.0,) * 3, action_high=(1.0,) * 3)
+CARTPOLE = EnvSpec((4,), "float32", (), num_actions=2)
+
+
+def dataset(spec: EnvSpec, device: torch.device, n: int = 100_000) -> OfflineDataset:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n, spec.obs_shape[0])).astype(np.float32)
+    if spec.discrete:
+        act = rng.integers(spec.num_actions, size=n)
+    else:
+        act = rng.uniform(-1, 1, size=(n, spec.action_shape[0])).astype(np.float32)
+    return OfflineDataset(obs, act, rng.normal(size=n).astype(np.float32), obs[::-1].copy(),
+                          (rng.random(n) < 0.01).astype(np.float32), device=device, seed=0)
+
+
+# --------------------------------------------------------------------------- bare PyTorch pieces
+def mlp(sizes: list[int], device: torch.device) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers).to(device)
+
+
+class Ensemble(nn.Module):
+    """Two critics as stacked weights: shared-input first layer as one GEMM, then baddbmm."""
+
+    def __init__(self, sizes: list[int], n: int, device: torch.device) -> None:
+        super().__init__()
+        self.w = nn.ParameterList([nn.Parameter((torch.rand(n, i, o, device=device) * 2 - 1) / math.sqrt(i))
+                                   for i, o in zip(sizes[:-1], sizes[1:])])
+        self.b = nn.ParameterList([nn.Parameter((torch.rand(n, 1, o, device=device) * 2 - 1) / math.sqrt(i))
+                                   for i, o in zip(sizes[:-1], sizes[1:])])
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, in] -> [N, B, out]
+        n, i, o = self.w[0].shape
+        h = (x @ self.w[0].permute(1, 0, 2).reshape(i, n * o)).view(-1, n, o).transpose(0, 1) + self.b[0]
+        for w, b in zip(self.w[1:], self.b[1:]):
+            h = torch.baddbmm(b, torch.relu(h), w)
+        return h
+
+
+def polyak(online: nn.Module, target: nn.Module) -> None:
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), TAU)
+
+
+def step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def bare_iql(device: torch.device) -> Callable[[Batch], None]:
+    o, a = 11, 3
+    critic, value, actor = Ensemble([o + a, H, H, 1], 2, device), mlp([o, H, H, 1], device), mlp([o, H, H, a], device)
+    log_std = nn.Parameter(torch.zeros(a, device=device))
+    target = Ensemble([o + a, H, H, 1], 2, device)
+    target.load_state_dict(critic.state_dict())
+    opts = [torch.optim.Adam(p, lr=LR, fused=True) for p in (critic.parameters(), value.parameters(),
+                                                               [*actor.parameters(), log_std])]
+
+    def update(b: Batch) -> None:
+        with torch.no_grad():
+            q_t = target(torch.cat((b.obs, b.action), 1)).squeeze(-1).min(0).values
+        diff = q_t - value(b.obs).squeeze(-1)
+        step(opts[1], (torch.where(diff < 0, 0.3, 0.7) * diff.pow(2)).mean())
+        with torch.no_grad():
+            v = value(b.obs).squeeze(-1)
+            next_v = value(b.next_obs).squeeze(-1)
+            w = torch.exp(3.0 * (q_t - v)).clamp(max=100.0)
+        mean = torch.tanh(actor(b.obs))
+        std = log_std.clamp(-5, 2).exp()
+        logp = (-0.5 * ((b.action - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        step(opts[2], -(w * logp).mean())
+        y = b.reward + GAMMA * (1 - b.terminated) * next_v
+        q = critic(torch.cat((b.obs, b.action), 1)).squeeze(-1)
+        step(opts[0], 2 * F.mse_loss(q, y.expand_as(q)))
+        polyak(critic, target)
+
+    return update
+
+
+def bare_cql(device: torch.device, k: int = 10) -> Callable[[Batch], None]:
+    o, a = 11, 3
+    critic, actor = Ensemble([o + a, H, H, 1], 2, device), mlp([o, H, H, 2 * a], device)
+    target = Ensemble([o + a, H, H, 1], 2, device)
+    target.load_state_dict(critic.state_dict())
+    log_alpha = nn.Parameter(torch.zeros((), device=device))
+    opts = [torch.optim.Adam(critic.parameters(), lr=LR, fused=True),
+            torch.optim.Adam(actor.parameters(), lr=1e-4, fused=True),
+            torch.optim.Adam([log_alpha], lr=1e-4, fused=True)]
+
+    def pi(obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, ls = actor(obs).chunk(2, -1)
+        ls = ls.clamp(-20, 2)
+        u = mean + ls.exp() * torch.randn_like(mean)
+        logp = (-0.5 * ((u - mean) / ls.exp()).pow(2) - ls - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return torch.tanh(u), logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+
+    def q_of(net: nn.Module, obs: Tensor, act: Tensor) -> Tensor:
+        return net(torch.cat((obs, act), 1)).squeeze(-1)
+
+    def update(b: Batch) -> None:
+        with torch.no_grad():
+            na, _ = pi(b.next_obs)
+            y = b.reward + GAMMA * (1 - b.terminated) * q_of(target, b.next_obs, na).min(0).values
+            rep, nrep = b.obs.repeat_interleave(k, 0), b.next_obs.repeat_interleave(k, 0)
+            pa, plp = pi(rep)
+            npa, nplp = pi(nrep)
+            ua = torch.rand_like(pa) * 2 - 1
+        q = q_of(critic, b.obs, b.action)
+        td = 2 * F.mse_loss(q, y.expand_as(q))
+        qs = q_of(critic, rep.repeat(3, 1), torch.cat((ua, pa, npa))).view(2, 3, B, k).permute(0, 2, 1, 3).reshape(2, B, 3 * k)
+        dens = torch.cat((torch.full((B, k), -a * math.log(2.0), device=device), plp.view(B, k), nplp.view(B, k)), 1)
+        pen = (torch.logsumexp(qs - dens, -1) - q).mean(1).sum()
+        step(opts[0], td + 5.0 * pen)
+        for p in critic.parameters():
+            p.requires_grad_(False)
+        act, logp = pi(b.obs)
+        alpha = log_alpha.detach().exp()
+        step(opts[1], (alpha * logp - q_of(critic, b.obs, act).min(0).values).mean())
+        for p in critic.parameters():
+            p.requires_grad_(True)
+        step(opts[2], -(log_alpha * (logp.detach() - a)).mean())
+        polyak(critic, target)
+
+    return update
+
+
+def bare_discrete_cql(device: torch.device) -> Callable[[Batch], None]:
+    q_net, target = mlp([4, H, H, 2], device), mlp([4, H, H, 2], device)
+    target.load_state_dict(q_net.state_dict())
+    opt = torch.optim.Adam(q_net.parameters(), lr=LR, fused=True)
+
+    def update(b: Batch) -> None:
+        with torch.no_grad():
+            best = q_net(b.next_obs).argmax(-1, keepdim=True)
+            y = b.reward + GAMMA * (1 - b.terminated) * target(b.next_obs).gather(-1, best).squeeze(-1)
+        q_all = q_net(b.obs)
+        q = q_all.gather(-1, b.action.unsqueeze(-1)).squeeze(-1)
+        step(opt, F.mse_loss(q, y) + (torch.logsumexp(q_all, -1) - q).mean())
+        polyak(q_net, target)
+
+    return update
+
+
+# --------------------------------------------------------------------------- qlearn agents
+def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
+    if name == "iql":
+        return IQL.from_spec(HOPPER, hidden_sizes=(H, H), actor_lr_decay_steps=1_000_000).to(device)
+    if name == "cql":
+        return REDQ.from_spec(HOPPER, num_q=2, num_min=2, actor_q="min", hidden_sizes=(H, H), actor_lr=1e-4,
+                              alpha_lr=1e-4, backup_entropy=False,
+                              critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
+    q = MLP(4, 2, (H, H))
+    return DQN(q, 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="mse", max_grad_norm=None,
+               target_updater=PolyakUpdate(TAU), regularizer=CQLPenalty(1.0)).to(device)
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=["iql", "cql", "cql_discrete"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {device}, batch {B}, {H}-{H} MLPs, {args.updates} updates x "
+          f"{args.repeats} rounds (medians)")
+    print("| agent | qlearn trainer upd/s | qlearn update upd/s | bare math upd/s | bare / trainer | bare / update |")
+    print("|---|---|---|---|---|---|")
+    bare_builders = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql}
+    for name in args.only or ["iql", "cql", "cql_discrete"]:
+        torch.manual_seed(0)
+        data = dataset(CARTPOLE if name == "cql_discrete" else HOPPER, device)
+        agent, trainer_agent, bare = qlearn_agent(name, device), qlearn_agent(name, device), bare_builders[name](device)
+        batches = [data.sample(B) for _ in range(args.updates)]
+        times: dict[str, list[float]] = {"trainer": [], "update": [], "bare": []}
+        for fn in (lambda: [agent.update(b) for b in batches[:20]], lambda: [bare(b) for b in batches[:20]]):
+            fn()  # warm-up
+        for r in range(args.repeats):
+            trainer = OfflineTrainer(trainer_agent, data, total_updates=(r + 1) * args.updates, batch_size=B,
+                                     eval_env=None, log_every=1000, progress=False)
+            trainer.updates_done = r * args.updates
+            times["trainer"].append(timed(trainer.run, device))
+            times["update"].append(timed(lambda: [agent.update(b) for b in batches], device))
+            times["bare"].append(timed(lambda: [bare(b) for b in batches], device))
+        ups = {k: args.updates / statistics.median(v) for k, v in times.items()}
+        print(f"| {name} | {ups['trainer']:.1f} | {ups['update']:.1f} | {ups['bare']:.1f} | "
+              f"{ups['bare'] / ups['trainer']:.2f} | {ups['bare'] / ups['update']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
