@@ -21,13 +21,14 @@ import argparse
 import math
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from redq_speed import timed  # benchmarks/ is the script's directory, so on sys.path
 
 from qlearn import EnvSpec
 from qlearn.agents import DQN, IQL, REDQ
@@ -200,16 +201,6 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
     q = MLP(4, 2, (H, H))
     return DQN(q, 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="mse", max_grad_norm=None,
                target_updater=PolyakUpdate(TAU), regularizer=CQLPenalty(1.0)).to(device)
-
-
-def timed(fn: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:
