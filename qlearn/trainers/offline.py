@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
+import torch
 from torch import Tensor
 
 from qlearn.agents.base import Agent
@@ -168,7 +169,7 @@ class OfflineTrainer(LoopControls):
         pending = list(self._pending_losses)
         check_finite(self._pending_losses, self.run_dir, unit="update")
         if pending:
-            scalars["train/loss"] = float(sum(float(loss) for _, loss, _ in pending) / len(pending))
+            scalars["train/loss"] = float(torch.stack([loss for _, loss, _ in pending]).mean())  # one host sync
         for key, value in self._last_metrics.items():
             if key not in scalars and value.numel() == 1:
                 scalars[key] = float(value)
