@@ -18,6 +18,7 @@ from qlearn.cli.train import build_online_trainer
 from qlearn.errors import QlearnError
 from qlearn.offline.collect import KINDS, SnapshotRecorder, TransitionLog, agent_policy, concatenate, random_policy, rollout
 from qlearn.offline.io import save_dataset
+from qlearn.trainers.controls import TrainingInterrupted
 
 register_resolvers()
 
@@ -76,6 +77,11 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
         trainer.buffer = log
         try:
             results = trainer.run()
+        except TrainingInterrupted as exc:
+            raise QlearnError(
+                f"interrupted while training the behaviour policy ({exc}). qlearn-collect cannot resume a behaviour "
+                f"run yet: start again with another out_dir (nothing was written to {out_dir} but {run_dir})."
+            ) from exc
         finally:
             trainer.env.close()
             if trainer.eval_env is not None:
