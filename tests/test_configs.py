@@ -129,3 +129,18 @@ def test_the_default_job_is_dqn_on_cartpole() -> None:
     assert cfg["env"]["id"] == "CartPole-v1"
     assert cfg["agent"]["_target_"] == "qlearn.agents.DQN.from_spec"
     assert cfg["total_steps"] == 100_000
+
+
+def test_run_directories_are_named_after_the_env_or_the_dataset() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        online = compose("train", overrides=["seed=3"], return_hydra_config=True)
+        offline = compose("train", overrides=["experiment=iql_discrete", "dataset.path=/data/CartPole-v1-medium.hdf5"],
+                          return_hydra_config=True)
+    names = []
+    for cfg in (online, offline):
+        HydraConfig.instance().set_config(cfg)  # what a real run does before resolving hydra.run.dir
+        names.append(str(cfg.hydra.run.dir))
+    assert names[0].endswith("_dqn_CartPole-v1_seed3")
+    assert names[1].endswith("_iql_CartPole-v1-medium_seed0")  # env.id is null until the dataset is read

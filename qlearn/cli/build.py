@@ -34,6 +34,14 @@ def _by_env(env_id: str, table: Any, default: Any = None) -> Any:
     return table.get(str(env_id).split("/")[-1].split("-v")[0], default)
 
 
+def _run_label(env_id: Any, dataset_path: Any = None) -> str:
+    """The env id for run-directory names; offline presets leave it null until the dataset is read,
+    so they are named after the dataset file (``Hopper-v5-medium-replay``)."""
+    if env_id is not None:
+        return str(env_id).replace("/", "_")
+    return Path(str(dataset_path)).stem if dataset_path is not None else "dataset"
+
+
 def register_resolvers() -> None:
     """``${qlearn.mul_int:a,b}`` = int(a*b), ``${qlearn.total_updates:}`` for schedule lengths, and
     ``${qlearn.by_env:${env.id},{Hopper: 0.1, Ant: 0.2},default}`` for per-env settings."""
@@ -43,6 +51,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("qlearn.total_updates", _total_updates)
     if not OmegaConf.has_resolver("qlearn.by_env"):
         OmegaConf.register_new_resolver("qlearn.by_env", _by_env)
+    if not OmegaConf.has_resolver("qlearn.run_label"):
+        OmegaConf.register_new_resolver("qlearn.run_label", _run_label)
 
 
 def env_options(env_cfg: Any) -> dict[str, Any]:
