@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from qlearn.offline.dataset import (
-    DatasetError,
-    NormalizeVectorObservation,
-    OfflineDataset,
-    normalize_env_observations,
-)
+from qlearn.offline.dataset import DatasetError, OfflineDataset
+from qlearn.offline.normalization import NormalizeVectorObservation, normalize_env_observations
 from qlearn.offline.io import load_dataset, save_dataset
 from qlearn.offline.scores import D4RL_REFERENCE_SCORES, normalized_score, reference_scores
 
