@@ -35,6 +35,13 @@ class Agent(nn.Module):
         """One gradient step on ``batch``; returns detached scalar tensors (no host sync)."""
         raise NotImplementedError
 
+    def _step(self, name: str, loss: Tensor) -> None:
+        """One optimizer step of ``self.optimizers[name]`` on ``loss``."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     def get_extra_state(self) -> dict[str, Any]:
         return {
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},

@@ -62,9 +62,6 @@ class BC(Agent):
 
     def update(self, batch: Batch) -> Metrics:
         loss = -self.actor.log_prob(batch.obs, batch.action).mean()
-        optimizer = self.optimizers["actor"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        self._step("actor", loss)
         self.num_updates += 1
         return {"train/loss": loss.detach()}

@@ -171,12 +171,6 @@ class IQL(Agent):
             metrics["td_error"] = (q.detach().mean(dim=0) - y).abs()
         return metrics
 
-    def _step(self, name: str, loss: Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
     def get_extra_state(self) -> dict[str, Any]:
         state = super().get_extra_state()
         state["actor_scheduler"] = self.actor_scheduler.state_dict() if self.actor_scheduler is not None else None

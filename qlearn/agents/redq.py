@@ -226,12 +226,6 @@ class REDQ(Agent):
         q_pi = q.mean(dim=0) if self.actor_q == "mean" else q.min(dim=0).values
         return sac_actor_loss(log_prob, q_pi, alpha), log_prob
 
-    def _step(self, name: str, loss: Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
     def _update_actor_and_alpha(self, obs: Tensor, alpha: Tensor) -> Metrics:
         self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
         try:

@@ -104,13 +104,14 @@ class ContinuousCQLPenalty(nn.Module):
             scale = actor.scale
             uniform = actor.center + scale * (2 * torch.rand_like(pi_action) - 1)
             uniform_log_density = -torch.log(2 * scale).sum()
-        actions = torch.cat((uniform, pi_action, next_action))  # [3*B*K, A]
-        q = critic(obs.repeat(3, 1), actions)  # [N, 3*B*K]
-        q = q.view(q.shape[0], 3, b, k).permute(0, 2, 1, 3).reshape(q.shape[0], b, 3 * k)  # [N, B, 3K]
+        # one critic call for the 3*B*K sampled actions and the B data actions
+        q_all = critic(torch.cat((obs.repeat(3, 1), batch.obs)), torch.cat((uniform, pi_action, next_action, batch.action)))
+        n = q_all.shape[0]
+        q = q_all[:, : 3 * b * k].reshape(n, 3, b, k).permute(0, 2, 1, 3).reshape(n, b, 3 * k)  # [N, B, 3K]
+        q_data = q_all[:, 3 * b * k :]  # [N, B]
         log_density = torch.cat(
             (uniform_log_density.expand(b, k), pi_log_prob.view(b, k), next_log_prob.view(b, k)), dim=1
         )  # [B, 3K], in the same proposal order as q
-        q_data = critic(batch.obs, batch.action)  # [N, B]
         return cql_continuous_penalty(q, log_density, q_data, self.temperature).mean(dim=1)
 
     @property
