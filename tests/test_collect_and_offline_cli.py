@@ -112,3 +112,32 @@ def test_iql_finetune_runs_offline_then_online_from_the_dataset(cartpole_dataset
     assert int(state["storage"]["count"]) == len(load_dataset(data)) + 300  # the dataset, then the online steps
     proc = run(TRAIN + ["experiment=iql_finetune", *args])  # the run directory is never overwritten
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
+
+
+def test_snapshot_recorder_stops_the_trainer_at_the_first_return_reaching_stop_at() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from qlearn.offline.collect import SnapshotRecorder
+
+    stopped: list[int] = []
+    trainer = SimpleNamespace(agent=torch.nn.Linear(2, 1), env_step=0)
+    trainer.stop = lambda: stopped.append(trainer.env_step)
+    recorder = SnapshotRecorder(stop_at=50.0)
+    for step, ret in ((1000, 10.0), (2000, 49.9), (3000, 50.0), (4000, 80.0)):
+        trainer.env_step = step
+        recorder(trainer, {"mean": ret})
+    assert stopped == [3000, 4000]  # every call at or above the level asks to stop; the trainer stops at the first
+    assert recorder.first_reaching(50.0).env_step == 3000
+    assert SnapshotRecorder().stop_at is None
+
+
+def test_collect_with_an_unreachable_reference_expert_fails_clearly(tmp_path: Path) -> None:
+    proc = run(COLLECT + ["env_id=CartPole-v1", "behaviour=dqn_cartpole", "total_steps=1000", "eval_every=500",
+                          "eval_episodes=1", "transitions=200", "expert_return=100000", "kinds=[medium-replay]",
+                          "device=cpu", f"out_dir={tmp_path}", "overrides=['trainer.learning_starts=500','logger=none']"])
+    assert proc.returncode == 2
+    assert "no evaluation of the behaviour run reached the medium level" in proc.stderr
+    assert not list(tmp_path.glob("*.hdf5"))  # nothing half-made is left as a dataset
+

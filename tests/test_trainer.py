@@ -191,3 +191,18 @@ def test_release_free_memory_returns_freed_heap_pages() -> None:
     del keep[:-1]
     release_free_memory()
     assert rss_mb() - before < 100
+
+
+def test_stop_from_an_evaluation_callback_ends_the_run_at_that_step(tmp_path: Path) -> None:
+    def stop_at_second_eval(trainer: OnlineTrainer, result: dict) -> None:
+        if len(trainer.eval_history) == 2:
+            trainer.stop()
+
+    env = make_env("CartPole-v1", num_envs=1, seed=0)
+    trainer = OnlineTrainer(CountingAgent(), env, ReplayBuffer(1000, seed=0), eval_env=make_env("CartPole-v1", seed=1),
+                            run_dir=tmp_path, total_steps=1000, learning_starts=50, batch_size=8, eval_every=100,
+                            eval_episodes=1, log_every=100, progress=False, on_evaluation=[stop_at_second_eval])
+    results = trainer.run()
+    assert trainer.env_step == 200 and results["total_steps"] == 200
+    assert json.loads((tmp_path / "results.json").read_text())["total_steps"] == 200
+    assert [e["step"] for e in trainer.eval_history] == [100, 200, 200]  # the final evaluation follows as at the end

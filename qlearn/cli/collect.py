@@ -49,6 +49,11 @@ def episode_returns(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(sums, dtype=np.float64)
 
 
+def medium_threshold(cfg: DictConfig, random_return: float, expert_return: float) -> float:
+    """The medium level: ``R_random + medium_fraction * (R_expert - R_random)``."""
+    return random_return + float(cfg.medium_fraction) * (expert_return - random_return)
+
+
 def collect(cfg: DictConfig) -> dict[str, Any]:
     paths = output_paths(cfg)
     out_dir = Path(str(cfg.out_dir))
@@ -69,9 +74,16 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     random_return = float(data["random"][1].mean())
 
     needs_policy = any(k != "random" for k in paths)
-    expert_return, medium_info = None, None
+    needs_expert = any(k in ("expert", "medium-expert") for k in paths)
+    reference_expert = None if cfg.get("expert_return") is None else float(cfg.expert_return)
+    if reference_expert is not None and reference_expert <= random_return:
+        raise QlearnError(f"expert_return={reference_expert} is not above the random policy's return "
+                          f"({random_return:.1f}); give the env's expert return or leave expert_return=null.")
+    expert_return, medium_info = reference_expert, None
     if needs_policy:
-        recorder = SnapshotRecorder()
+        threshold = None if reference_expert is None else medium_threshold(cfg, random_return, reference_expert)
+        # With a reference expert return and no expert data wanted, training can stop at the medium level.
+        recorder = SnapshotRecorder(stop_at=threshold if not needs_expert else None)
         trainer = build_online_trainer(train_cfg, run_dir, str(cfg.behaviour), on_evaluation=[recorder])
         log = TransitionLog(trainer.buffer)
         trainer.buffer = log
@@ -87,28 +99,42 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
             if trainer.eval_env is not None:
                 trainer.eval_env.close()
         agent = trainer.agent
-        expert_return = float(results["final_eval"]["mean"])
-        if expert_return <= random_return:
+        final_return = float(results["final_eval"]["mean"])
+        if reference_expert is None and final_return <= random_return:
             raise QlearnError(
-                f"the behaviour policy's final greedy return ({expert_return:.1f}) is not above the random policy's "
+                f"the behaviour policy's final greedy return ({final_return:.1f}) is not above the random policy's "
                 f"({random_return:.1f}), so there is no medium level between them: raise total_steps "
                 f"(now {int(cfg.total_steps)}) or pick another behaviour preset. Its run is in {run_dir}."
             )
-        threshold = random_return + float(cfg.medium_fraction) * (expert_return - random_return)
+        if reference_expert is None:
+            expert_return = final_return
+            threshold = medium_threshold(cfg, random_return, final_return)
+        assert threshold is not None
         medium = recorder.first_reaching(threshold)
-        assert medium is not None  # the final evaluation reaches the expert return itself
+        if medium is None:
+            best = max(s.eval_return for s in recorder.snapshots)
+            raise QlearnError(
+                f"no evaluation of the behaviour run reached the medium level {threshold:.1f} (best {best:.1f}, "
+                f"expert_return={reference_expert}): raise total_steps (now {int(cfg.total_steps)}), lower "
+                f"medium_fraction or pick another behaviour preset. Its run is in {run_dir}."
+            )
         medium_info = {"env_step": medium.env_step, "eval_return": medium.eval_return, "threshold": threshold}
+        report["behaviour_final_return"] = final_return
         epsilon = float(cfg.epsilon)
-        data["expert"] = rollout(env, agent_policy(agent, epsilon, seed), int(cfg.transitions), seed + 10)
+        if needs_expert:
+            data["expert"] = rollout(env, agent_policy(agent, epsilon, seed), int(cfg.transitions), seed + 10)
         agent.load_state_dict(medium.state)
-        data["medium"] = rollout(env, agent_policy(agent, epsilon, seed), int(cfg.transitions), seed + 20)
+        if "medium" in paths or needs_expert:
+            data["medium"] = rollout(env, agent_policy(agent, epsilon, seed), int(cfg.transitions), seed + 20)
         replay = log.arrays(medium.env_step)
         data["medium-replay"] = (replay, episode_returns(replay))
-        both = concatenate(data["medium"][0], data["expert"][0])
-        data["medium-expert"] = (both, np.concatenate([data["medium"][1], data["expert"][1]]))
+        if needs_expert:
+            both = concatenate(data["medium"][0], data["expert"][0])
+            data["medium-expert"] = (both, np.concatenate([data["medium"][1], data["expert"][1]]))
     env.close()
 
-    report.update({"random_return": random_return, "expert_return": expert_return, "medium_snapshot": medium_info,
+    report.update({"random_return": random_return, "expert_return": expert_return,
+                   "expert_return_source": "behaviour final eval" if reference_expert is None else "expert_return", "medium_snapshot": medium_info,
                    "behaviour_run": str(run_dir) if needs_policy else None})
     for kind, path in paths.items():
         arrays, returns = data[kind]

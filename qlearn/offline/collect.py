@@ -129,15 +129,23 @@ class Snapshot:
 
 
 class SnapshotRecorder:
-    """An ``on_evaluation`` callback of the online trainer that keeps a copy of the agent at each evaluation."""
+    """An ``on_evaluation`` callback of the online trainer that keeps a copy of the agent at each evaluation.
 
-    def __init__(self) -> None:
+    Args:
+        stop_at: if set, stop the trainer at the first evaluation whose return reaches it (the
+            medium level is known in advance when the expert return is a reference number).
+    """
+
+    def __init__(self, stop_at: float | None = None) -> None:
         self.snapshots: list[Snapshot] = []
+        self.stop_at = stop_at
 
     def __call__(self, trainer: Any, result: dict[str, Any]) -> None:
         state = {k: (v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else copy.deepcopy(v))
                  for k, v in trainer.agent.state_dict().items()}
         self.snapshots.append(Snapshot(int(trainer.env_step), float(result["mean"]), state))
+        if self.stop_at is not None and float(result["mean"]) >= self.stop_at:
+            trainer.stop()
 
     def first_reaching(self, threshold: float) -> Snapshot | None:
         """The earliest snapshot whose eval return is at least ``threshold``."""

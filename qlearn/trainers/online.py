@@ -235,6 +235,11 @@ class OnlineTrainer(LoopControls):
                 bar.close()
         return results
 
+    def stop(self) -> None:
+        """End training after the current step (e.g. from an ``on_evaluation`` callback): the loop
+        exits, the final evaluation, checkpoint and ``results.json`` follow as at ``total_steps``."""
+        self.total_steps = self.env_step
+
     def _crossed(self, every: int) -> bool:
         return every > 0 and self.env_step // every != (self.env_step - self.num_envs) // every
 
