@@ -1,0 +1,147 @@
+"""``qlearn-reproduce``: one preset over K seeds through Hydra multirun, then a report; ``qlearn-report``.
+
+    qlearn-reproduce dqn_cartpole --seeds 5                    # local processes (joblib launcher)
+    qlearn-reproduce sac_mujoco --seeds 5 --launcher submitit_slurm env.id=Hopper-v5 \
+        hydra.launcher.partition=gpu hydra.launcher.timeout_min=600
+    qlearn-report reports/dqn_cartpole                         # re-aggregate finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from qlearn.errors import QlearnError
+from qlearn.reports import load_references, read_sweep, write_report
+
+LAUNCHERS = {  # Hydra launcher -> the pip package that provides it
+    "basic": None, "joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
+    "submitit_slurm": "hydra-submitit-launcher", "ray": "hydra-ray-launcher",
+}
+DEFAULT_REFERENCES = Path("benchmarks") / "reference"
+
+
+def multirun_command(experiment: str, seeds: list[int], runs_dir: Path, launcher: str, jobs: int,
+                     overrides: list[str]) -> list[str]:
+    """The ``qlearn-train --multirun`` call: one job per seed, each in ``<runs_dir>/seed<k>``."""
+    command = [sys.executable, "-m", "qlearn.cli.train", "--multirun", f"experiment={experiment}",
+               f"seed={','.join(str(s) for s in seeds)}", f"hydra/launcher={launcher}",
+               f"hydra.sweep.dir={runs_dir}", "hydra.sweep.subdir=seed${seed}"]
+    if launcher == "joblib":
+        command.append(f"hydra.launcher.n_jobs={jobs}")
+    return command + overrides
+
+
+def check_launcher(launcher: str) -> None:
+    """Refuse an unknown launcher, or one whose Hydra plugin is not installed, naming the pip package."""
+    if launcher not in LAUNCHERS:
+        raise QlearnError(f"unknown launcher {launcher!r}; choose from {sorted(LAUNCHERS)}.")
+    package = LAUNCHERS[launcher]
+    if package is None:
+        return
+    module = {"hydra-joblib-launcher": "hydra_plugins.hydra_joblib_launcher",
+              "hydra-submitit-launcher": "hydra_plugins.hydra_submitit_launcher",
+              "hydra-ray-launcher": "hydra_plugins.hydra_ray_launcher"}[package]
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise QlearnError(f"--launcher {launcher} needs the {package} plugin: pip install {package} "
+                          f"(or pip install 'qlearn[report]' for joblib, 'qlearn[slurm]' for submitit).")
+
+
+def reproduce(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qlearn-reproduce", description=(
+        "Run a qlearn-train experiment preset over several seeds in parallel (Hydra multirun) and write a report: "
+        "IQM and 95%% bootstrap CIs over seeds, learning curves (CSV, PNG) and the gap to published references."))
+    parser.add_argument("experiment", help="a configs/experiment preset, e.g. dqn_cartpole")
+    parser.add_argument("overrides", nargs="*", help="qlearn-train overrides for every seed, e.g. total_steps=50000")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="report directory (default reports/<experiment>); must not exist")
+    parser.add_argument("--launcher", default="joblib", help=f"Hydra launcher: {', '.join(LAUNCHERS)} (default joblib)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel local jobs (joblib)")
+    parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES,
+                        help="directory of reference YAML files (default benchmarks/reference)")
+    args = parser.parse_intermixed_args(argv)
+    if args.seeds < 1 or args.jobs < 1:
+        raise QlearnError("--seeds and --jobs must be >= 1.")
+    check_launcher(args.launcher)
+    out = args.out if args.out is not None else Path("reports") / args.experiment
+    if out.exists() and any(out.iterdir()):
+        raise QlearnError(f"{out} already exists and is not empty; nothing was run. Choose another --out, or "
+                          f"re-aggregate its finished runs with: qlearn-report {out}")
+    references = load_references(args.references) if args.references.is_dir() else []
+    if not references:
+        print(f"qlearn-reproduce: no reference files in {args.references}; the report will have no reference "
+              f"column (run from the repository root, or pass --references).", file=sys.stderr)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    command = multirun_command(args.experiment, seeds, (out / "runs").resolve(), args.launcher,
+                               min(args.jobs, args.seeds), list(args.overrides))
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:  # parallel local jobs share the cores instead of oversubscribing them
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // min(args.jobs, args.seeds)))
+    out.mkdir(parents=True, exist_ok=True)
+    typed = "qlearn-reproduce " + shlex.join(sys.argv[1:] if argv is None else argv)
+    print(f"qlearn-reproduce: {shlex.join(command)}", file=sys.stderr)
+    start = time.perf_counter()
+    returncode = subprocess.run(command, env=env).returncode
+    wall = time.perf_counter() - start
+    (out / "reproduce.json").write_text(json.dumps(
+        {"command": typed, "multirun": command, "seeds": seeds, "launcher": args.launcher, "wall_time_s": wall,
+         "returncode": returncode}, indent=2))
+    try:
+        runs = read_sweep(out / "runs")
+    except QlearnError:
+        if returncode:
+            raise QlearnError(f"the multirun failed (exit {returncode}) before any run finished; its logs are "
+                              f"under {out / 'runs'}.") from None
+        raise
+    path = write_report(runs, references, out, command=typed)
+    print(f"qlearn-reproduce: {len(runs)} runs in {wall:.0f} s; report: {path}", file=sys.stderr)
+    if returncode or len(runs) < len(seeds):
+        print(f"qlearn-reproduce: error: {len(seeds) - len(runs)} of {len(seeds)} runs did not finish "
+              f"(multirun exit {returncode}); the report covers the finished ones.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qlearn-report", description=(
+        "Aggregate finished qlearn-train runs (every results.json under a directory) into a report."))
+    parser.add_argument("directory", type=Path, help="a qlearn-reproduce output, or any directory of runs")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: the directory itself)")
+    parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES)
+    args = parser.parse_args(argv)
+    runs = read_sweep(args.directory)
+    references = load_references(args.references) if args.references.is_dir() else []
+    path = write_report(runs, references, args.out or args.directory,
+                        command="qlearn-report " + shlex.join(sys.argv[1:] if argv is None else argv))
+    print(f"qlearn-report: {len(runs)} runs; report: {path}", file=sys.stderr)
+    return 0
+
+
+def _run(prog: str, entry: Callable[[list[str] | None], int]) -> None:
+    try:
+        sys.exit(entry(None))
+    except QlearnError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _run("qlearn-reproduce", reproduce)
+
+
+def report_main() -> None:
+    _run("qlearn-report", report)
+
+
+if __name__ == "__main__":
+    main()

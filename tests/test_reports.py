@@ -1,0 +1,148 @@
+"""Reproduction reports: IQM and stratified bootstrap on known answers, reference matching, the report
+files, and qlearn-reproduce's Hydra multirun on a tiny preset (the CI check of the multirun path)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qlearn.errors import QlearnError
+from qlearn.reports import iqm, load_references, matching, read_sweep, stratified_bootstrap_ci, write_report
+from qlearn.reports.reference import dataset_kind, env_family
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_iqm_drops_a_quarter_from_each_end() -> None:
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert iqm([0, 0, 0, 100]) == pytest.approx(0.0)  # the outlier is cut
+    assert iqm([1.0, 2.0, 9.0]) == pytest.approx(4.0)  # fewer than 4 runs: nothing to cut
+    assert iqm([[1, 2, 3, 4], [5, 6, 7, 8]]) == pytest.approx(4.5)  # pooled over tasks
+    with pytest.raises(ValueError, match="finite"):
+        iqm([1.0, float("nan")])
+
+
+def test_bootstrap_resamples_within_tasks() -> None:
+    # Each task is constant, so every stratified replicate has the same pooled mean; a bootstrap over the
+    # pooled runs would mix tasks and spread.
+    point, low, high = stratified_bootstrap_ci([[1.0, 1.0, 1.0], [5.0, 5.0, 5.0]], statistic=lambda s: float(
+        np.concatenate([np.asarray(t) for t in s]).mean()), reps=300)
+    assert point == low == high == pytest.approx(3.0)
+
+
+def test_bootstrap_interval_of_a_mean_has_the_normal_width() -> None:
+    rng = np.random.default_rng(1)
+    sample = rng.normal(10.0, 2.0, size=400)
+    point, low, high = stratified_bootstrap_ci(sample, statistic=lambda s: float(np.mean(s[0])), reps=2000)
+    half_width = 1.96 * sample.std() / np.sqrt(sample.size)  # the normal-theory 95% interval
+    assert point == pytest.approx(sample.mean())
+    assert (high - low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert low < point < high
+    p2 = stratified_bootstrap_ci(sample, reps=50, seed=3)
+    assert p2 == stratified_bootstrap_ci(sample, reps=50, seed=3)  # seeded
+
+
+def test_env_family_and_dataset_kind() -> None:
+    assert env_family("PongNoFrameskip-v4") == env_family("ALE/Pong-v5") == "pong"
+    assert env_family("Hopper-v5") == env_family("hopper-medium-replay-v2") == "hopper"
+    assert env_family("CartPole-v1") == "cartpole"
+    assert dataset_kind("hopper-medium-replay-v2") == "medium-replay"
+    assert dataset_kind("/data/Hopper-v5-medium-replay.hdf5") == "medium-replay"
+    assert dataset_kind("Hopper-v5-medium.hdf5") == "medium"
+    assert dataset_kind(None) is None
+
+
+def write_references(directory: Path) -> Path:
+    directory.mkdir()
+    (directory / "refs.yaml").write_text("""
+entries:
+  - {agent: dqn, env_id: CartPole-v1, value: 400.0, std: 10.0, statistic: final, aggregate: "mean over 3 seeds",
+     seeds: 3, budget: 500000, budget_unit: env_steps, source: "somewhere:docs.md", normalized: false}
+  - {agent: dqn, env_id: MountainCar-v0, value: -195.0, statistic: final, budget: 500000, budget_unit: env_steps,
+     source: "somewhere:docs.md"}
+  - {agent: iql, env_id: hopper-medium-replay-v2, dataset: hopper-medium-replay-v2, value: 94.7, normalized: true,
+     statistic: final, budget: 1000000, budget_unit: gradient_steps, source: "IQL paper, Table 1"}
+""")
+    return directory
+
+
+def test_references_load_match_and_refuse_a_bad_entry(tmp_path: Path) -> None:
+    refs = load_references(write_references(tmp_path / "refs"))
+    assert [r.value for r in matching(refs, "dqn", "CartPole-v1")] == [400.0]
+    assert matching(refs, "double_dqn", "CartPole-v1") == []
+    assert [r.value for r in matching(refs, "iql", "Hopper-v5", "x/Hopper-v5-medium-replay.hdf5")] == [94.7]
+    assert matching(refs, "iql", "Hopper-v5", "x/Hopper-v5-medium.hdf5") == []
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "b.yaml").write_text("entries:\n  - {agent: dqn, env_id: CartPole-v1, value: 1.0}\n")
+    with pytest.raises(QlearnError, match="missing"):
+        load_references(bad)
+
+
+def test_the_repository_reference_files_load() -> None:
+    refs = load_references(REPO / "benchmarks" / "reference")
+    assert matching(refs, "dqn", "CartPole-v1"), "CleanRL's CartPole number must be there"
+    assert all(r.source for r in refs)
+
+
+def fake_run(directory: Path, seed: int, final: float, curve: list[tuple[int, float]], agent: str = "dqn") -> None:
+    directory.mkdir(parents=True)
+    (directory / "results.json").write_text(json.dumps({
+        "agent": agent, "env_id": "CartPole-v1", "seed": seed, "total_steps": curve[-1][0], "updates": 0,
+        "final_eval": {"mean": final, "std": 0.0, "episodes": 10},
+        "evaluations": [{"step": s, "mean": m, "std": 0.0} for s, m in curve], "wall_time_s": 10.0 + seed,
+    }))
+
+
+def test_report_aggregates_seeds_and_states_the_gap(tmp_path: Path) -> None:
+    finals = [300.0, 500.0, 500.0, 500.0, 100.0]  # IQM over 5 runs cuts one from each end: mean(300, 500, 500)
+    for seed, final in enumerate(finals):
+        fake_run(tmp_path / "runs" / f"seed{seed}", seed, final, [(1000, 10.0 * seed), (2000, final)])
+    fake_run(tmp_path / "runs" / "other", 0, 50.0, [(1000, 1.0), (2000, 50.0)], agent="double_dqn")
+    runs = read_sweep(tmp_path / "runs")
+    assert len(runs) == 6
+    refs = load_references(write_references(tmp_path / "refs"))
+    report = write_report(runs, refs, tmp_path / "out", command="qlearn-reproduce dqn_cartpole", reps=500)
+    text = report.read_text()
+    expected_iqm = np.mean([300.0, 500.0, 500.0])
+    assert f"IQM {expected_iqm:.2f}" in text
+    assert f"{expected_iqm - 400.0:+.2f}" in text  # the gap to the 400 reference
+    assert "No published reference" in text  # double_dqn has none in this file
+    with open(tmp_path / "out" / "dqn_on_CartPole-v1.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:5] == ["step", "iqm", "ci_low", "ci_high", "mean"] and len(rows) == 3
+    assert float(rows[1][4]) == pytest.approx(np.mean([0.0, 10.0, 20.0, 30.0, 40.0]))
+    assert (tmp_path / "out" / "dqn_on_CartPole-v1.png").stat().st_size > 1000
+    assert len((tmp_path / "out" / "runs.csv").read_text().splitlines()) == 7
+
+
+def test_read_sweep_refuses_an_empty_directory(tmp_path: Path) -> None:
+    with pytest.raises(QlearnError, match="no results.json"):
+        read_sweep(tmp_path)
+
+
+def test_reproduce_runs_seeds_through_hydra_multirun_and_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "qlearn.cli.reproduce", "dqn_cartpole", "--seeds", "2", "--jobs", "2",
+               "--out", str(out), "--references", str(REPO / "benchmarks" / "reference"),
+               "total_steps=1500", "trainer.learning_starts=500", "eval.every=500", "eval.episodes=2",
+               "logger=none", "device=cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads((out / "runs" / f"seed{s}" / "results.json").read_text()) for s in (0, 1)]
+    assert [r["seed"] for r in results] == [0, 1]
+    assert all(r["total_steps"] == 1500 for r in results)
+    text = (out / "report.md").read_text()
+    assert "dqn on CartPole-v1" in text and "IQM" in text and "488.69" in text  # CleanRL's reference is cited
+    assert (out / "dqn_on_CartPole-v1.png").exists()
+    assert json.loads((out / "reproduce.json").read_text())["seeds"] == [0, 1]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr and "qlearn-report" in again.stderr
