@@ -30,9 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from qlearn import DQN, EnvSpec, EpsilonGreedy, LinearSchedule, OnlineTrainer, PolyakUpdate, ReplayBuffer, make_env
+from qlearn import (
+    DQN,
+    EnvSpec,
+    EpsilonGreedy,
+    LinearSchedule,
+    OnlineTrainer,
+    PolyakUpdate,
+    ReplayBuffer,
+    make_env,
+)
 from qlearn.envs import make_single_env
 from qlearn.networks.q import build_q_network
+from qlearn.targets import DoubleQNextValue
 
 FRAME_BYTES = 84 * 84
 
@@ -61,14 +71,17 @@ def replay_bytes_per_transition(capacity: int = 20_000) -> float:
 # --------------------------------------------------------------------------- qlearn runs
 def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts: int, train_every: int,
                batch_size: int, target_every_updates: int, lr: float, eps_steps: int, device: str,
-               capacity: int, frame_stack: int | None, hidden: tuple[int, ...], timed_from: int) -> float:
-    """Env steps per second of qlearn's trainer, timed from env step ``timed_from`` to the end."""
+               capacity: int, frame_stack: int | None, hidden: tuple[int, ...], timed_from: int,
+               double_q: bool = False) -> float:
+    """Env steps per second of qlearn's trainer, timed from env step ``timed_from`` to the end;
+    ``double_q`` swaps in the Double DQN target block."""
     torch.manual_seed(0)
     env = make_env(env_id, num_envs=num_envs, seed=0)
     spec = EnvSpec.from_env(env)
     network = {"kind": "auto", "hidden_sizes": hidden}
     agent = DQN.from_spec(spec, network=network, lr=lr, loss="mse", max_grad_norm=None,
-                          target_updater=PolyakUpdate(1.0, every=target_every_updates)).to(device)
+                          target_updater=PolyakUpdate(1.0, every=target_every_updates),
+                          **({"next_value": DoubleQNextValue()} if double_q else {})).to(device)
     buffer = ReplayBuffer(capacity, frame_stack=frame_stack, device=device, seed=0)
     exploration = EpsilonGreedy(LinearSchedule(1.0, 0.05, eps_steps), num_actions=spec.num_actions, seed=0)
     trainer = OnlineTrainer(agent, env, buffer, exploration=exploration, total_steps=total_steps,
@@ -88,8 +101,9 @@ def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts:
 # --------------------------------------------------------------------------- bare PyTorch loop
 def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every: int, batch_size: int,
              target_every_steps: int, lr: float, eps_steps: int, device: str, capacity: int,
-             hidden: tuple[int, ...], timed_from: int) -> float:
-    """The same work with no library code: one plain env, numpy storage, inline update math."""
+             hidden: tuple[int, ...], timed_from: int, double_q: bool = False) -> float:
+    """The same work with no library code: one plain env, numpy storage, inline update math
+    (``double_q``: the target network evaluates the online network's argmax, van Hasselt et al., 2016)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     env = make_single_env(env_id)
@@ -129,7 +143,11 @@ def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every
             r = torch.as_tensor(rew_buf[idx], device=device)
             d = torch.as_tensor(term_buf[idx], device=device)
             with torch.no_grad():
-                y = r + 0.99 * (1 - d) * q_target(o2).max(-1).values
+                if double_q:
+                    next_v = q_target(o2).gather(1, q(o2).argmax(-1, keepdim=True)).squeeze(1)
+                else:
+                    next_v = q_target(o2).max(-1).values
+                y = r + 0.99 * (1 - d) * next_v
             pred = q(o).gather(1, a.unsqueeze(1)).squeeze(1)
             loss = nn.functional.mse_loss(pred, y)
             opt.zero_grad()

@@ -16,7 +16,15 @@ from qlearn import __version__
 from qlearn.cli.build import CONFIG_DIR, build_env, register_resolvers
 from qlearn.cli.train import build_online_trainer
 from qlearn.errors import QlearnError
-from qlearn.offline.collect import KINDS, SnapshotRecorder, TransitionLog, agent_policy, concatenate, random_policy, rollout
+from qlearn.offline.collect import (
+    KINDS,
+    SnapshotRecorder,
+    TransitionLog,
+    agent_policy,
+    concatenate,
+    random_policy,
+    rollout,
+)
 from qlearn.offline.io import save_dataset
 from qlearn.trainers.controls import TrainingInterrupted
 

@@ -91,7 +91,7 @@ def reproduce(argv: list[str] | None = None) -> int:
     typed = "qlearn-reproduce " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"qlearn-reproduce: {shlex.join(command)}", file=sys.stderr)
     start = time.perf_counter()
-    returncode = subprocess.run(command, env=env).returncode
+    returncode = subprocess.run(command, env=env, check=False).returncode
     wall = time.perf_counter() - start
     (out / "reproduce.json").write_text(json.dumps(
         {"command": typed, "multirun": command, "seeds": seeds, "launcher": args.launcher, "wall_time_s": wall,

@@ -12,7 +12,7 @@ import numpy as np
 
 from qlearn.reports.reference import Reference, matching
 from qlearn.reports.stats import iqm, mean, stratified_bootstrap_ci
-from qlearn.reports.sweep import Run, common_curve, group_runs
+from qlearn.reports.sweep import Run, behaviour_return, common_curve, group_runs
 
 
 @dataclass
@@ -112,13 +112,17 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
         writer.writerow(["experiment", "seed", "final_return", "normalized_score", "budget", "wall_time_s", "path"])
         for run in runs:
             writer.writerow([run.label, run.seed, run.final, run.normalized, run.budget, round(run.wall_time_s, 1),
-                             str(run.path)])
+                             os.path.relpath(run.path, out_dir)])
     lines = ["# qlearn reproduction report", ""]
     if command:
         lines += ["```bash", command, "```", ""]
-    lines += [f"Aggregated on {machine()}. Scores are each seed's final greedy evaluation; the point estimate is the "
-              "interquartile mean (IQM) over seeds with a 95% stratified bootstrap confidence interval "
-              f"({reps} resamples; Agarwal et al., 2021).", ""]
+    lines += [(f"Aggregated on {machine()}. Scores are each seed's final greedy evaluation; the point estimate is "
+               "the interquartile mean (IQM) over seeds with a 95% stratified bootstrap confidence interval "
+               f"({reps} resamples; Agarwal et al., 2021)."), ""]
+    lines += ["| experiment | seeds | IQM [95% CI] | mean |", "|---|---|---|---|"]
+    lines += [f"| {s.label} | {len(s.runs)} | {s.iqm:.2f} [{s.ci[0]:.2f}, {s.ci[1]:.2f}] ({s.metric}) | {s.mean:.2f} |"
+              for s in summaries]
+    lines.append("")
     for summary in summaries:
         header, rows = curve_table(summary.runs)
         name = slug(summary.label)
@@ -126,14 +130,19 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
             csv.writer(f).writerows([header, *rows])
         plot_curve(summary, header, rows, out_dir / f"{name}.png")
         budgets = sorted({r.budget for r in summary.runs})
+        returns = ", ".join(f"{r.final:.1f}" for r in summary.runs)
         unit = "updates" if summary.runs[0].offline else "env steps"
         walls = [r.wall_time_s for r in summary.runs]
         lines += [f"## {summary.label}", "",
-                  f"- seeds: {', '.join(str(r.seed) for r in summary.runs)}; budget {', '.join(f'{b:,}' for b in budgets)} "
-                  f"{unit}; wall time per run median {np.median(walls):.0f} s (min {min(walls):.0f}, max {max(walls):.0f})",
-                  f"- final {summary.metric} per seed: {', '.join(f'{s:.2f}' for s in summary.scores)}",
+                  (f"- seeds: {', '.join(str(r.seed) for r in summary.runs)}; budget {', '.join(f'{b:,}' for b in budgets)} "
+                   f"{unit}; wall time per run median {np.median(walls):.0f} s (min {min(walls):.0f}, max {max(walls):.0f})"),
+                  f"- final {summary.metric} per seed: {', '.join(f'{s:.2f}' for s in summary.scores)}"
+                  + (f" (returns {returns})" if summary.metric != "return" else ""),
                   f"- **IQM {summary.iqm:.2f} [95% CI {summary.ci[0]:.2f}, {summary.ci[1]:.2f}]**, mean {summary.mean:.2f}",
                   f"- curve: `{name}.csv`, ![{summary.label}]({name}.png)", ""]
+        behaviour = behaviour_return(summary.runs[0].dataset)
+        if behaviour is not None:
+            lines += [f"- the dataset's behaviour policy: mean episode return {behaviour:.1f}", ""]
         if summary.references:
             lines += ["| reference | value | ours - reference |", "|---|---|---|"]
             for ref in summary.references:

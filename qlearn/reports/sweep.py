@@ -56,6 +56,22 @@ def read_run(results_path: Path) -> Run:
         raise QlearnError(f"{results_path} is not a qlearn-train results.json (missing {exc}).") from exc
 
 
+def behaviour_return(dataset: str | None) -> float | None:
+    """The behaviour policy's mean episode return stored by ``qlearn-collect`` in a dataset, if readable."""
+    if not dataset or not Path(dataset).is_file() or not str(dataset).endswith((".hdf5", ".h5")):
+        return None
+    import h5py
+
+    from qlearn.offline.io import METADATA_ATTR
+
+    try:
+        with h5py.File(dataset, "r") as f:
+            value = json.loads(f.attrs[METADATA_ATTR]).get("behaviour_return_mean")
+    except (OSError, KeyError, ValueError):
+        return None
+    return None if value is None else float(value)
+
+
 def read_sweep(directory: str | Path) -> list[Run]:
     """Every run under ``directory`` (any depth), sorted by label and seed; refuses an empty sweep."""
     directory = Path(directory)
