@@ -17,6 +17,7 @@ OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discret
 ONLINE = [e for e in EXPERIMENTS if e not in OFFLINE]
 SPECS = {
     "CartPole-v1": EnvSpec((4,), "float32", (), num_actions=2),
+    "MountainCar-v0": EnvSpec((2,), "float32", (), num_actions=3),
     "PongNoFrameskip-v4": EnvSpec((4, 84, 84), "uint8", (), num_actions=6),
     "Pendulum-v1": EnvSpec((3,), "float32", (1,), action_low=(-2.0,), action_high=(2.0,)),
     "Hopper-v5": EnvSpec((11,), "float32", (3,), action_low=(-1.0,) * 3, action_high=(1.0,) * 3),
