@@ -206,3 +206,19 @@ def test_stop_from_an_evaluation_callback_ends_the_run_at_that_step(tmp_path: Pa
     assert trainer.env_step == 200 and results["total_steps"] == 200
     assert json.loads((tmp_path / "results.json").read_text())["total_steps"] == 200
     assert [e["step"] for e in trainer.eval_history] == [100, 200, 200]  # the final evaluation follows as at the end
+
+
+def test_updates_come_in_bursts_of_updates_per_step_every_train_every_steps() -> None:
+    seen: list[int] = []
+
+    class SpyBuffer(ReplayBuffer):
+        def sample(self, batch_size: int) -> Batch:
+            seen.append(len(self))  # env steps stored so far = the env step of this update (1 env)
+            return super().sample(batch_size)
+
+    env = make_env("CartPole-v1", num_envs=1, seed=0)
+    trainer = OnlineTrainer(CountingAgent(), env, SpyBuffer(1000, seed=0), total_steps=120, learning_starts=100,
+                            train_every=8, updates_per_step=3, batch_size=8, eval_every=0, progress=False)
+    trainer.run()
+    # 3 updates in a row at env steps 108 and 116 (SB3's train_freq=8, gradient_steps=3); none in between
+    assert seen == [108, 108, 108, 116, 116, 116]

@@ -24,9 +24,9 @@ _ENV_TRAINER_KEYS = ("id", "clip_reward", "terminal_on_life_loss")
 
 
 def _total_updates(*, _root_: DictConfig) -> int:
-    """Gradient updates a run will make: (total_steps - learning_starts) * updates_per_step // train_every."""
+    """Gradient updates a run will make: (total_steps - learning_starts) // train_every * updates_per_step."""
     t = _root_.trainer
-    return max(1, (int(_root_.total_steps) - int(t.learning_starts)) * int(t.updates_per_step) // int(t.train_every))
+    return max(1, (int(_root_.total_steps) - int(t.learning_starts)) // int(t.train_every) * int(t.updates_per_step))
 
 
 def _by_env(env_id: str, table: Any, default: Any = None) -> Any:

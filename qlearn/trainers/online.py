@@ -34,9 +34,14 @@ class OnlineTrainer(LoopControls):
     Counting conventions: every interval here counts **env steps** summed over sub-envs
     (``total_steps``, ``learning_starts``, ``train_every``, ``eval_every``, ``checkpoint_every``,
     ``log_every``); intervals inside the agent (target updates) count its own update calls.
-    After ``learning_starts`` env steps the trainer keeps ``updates = (steps - learning_starts) *
-    updates_per_step // train_every``, so a run with 8 sub-envs makes exactly as many updates per
-    env step as a run with one.
+    After ``learning_starts`` env steps, every ``train_every`` env steps the trainer makes
+    ``updates_per_step`` updates in a row (``updates = (steps - learning_starts) // train_every *
+    updates_per_step``): SB3's ``train_freq`` + ``gradient_steps``, CleanRL's ``train_frequency``;
+    with ``train_every=1`` it is the UTD ratio G of REDQ. A run with 8 sub-envs makes as many
+    updates per env step as a run with one. The updates come as a burst, not spread over the
+    ``train_every`` steps: the policy then acts unchanged for ``train_every`` steps, which matters
+    where exploration needs consistent action sequences (DQN on MountainCar-v0 with rl-zoo's 8
+    updates every 16 steps reached the goal only in bursts, ``benchmarks/README.md``).
 
     Exact resume: at every periodic checkpoint the training envs are reset with a seed derived from
     the run seed and the checkpoint count, in an uninterrupted run and in a resumed one alike (env
@@ -274,7 +279,7 @@ class OnlineTrainer(LoopControls):
     def _train(self) -> None:
         if self.env_step < self.learning_starts:
             return
-        owed = (self.env_step - self.learning_starts) * self.updates_per_step // self.train_every
+        owed = (self.env_step - self.learning_starts) // self.train_every * self.updates_per_step
         while self.updates_done < owed:
             batch = self.buffer.sample(self.batch_size)
             if batch.obs.device != self.device:  # replay kept on CPU while training on a GPU
