@@ -19,7 +19,7 @@ TINY = ["total_steps=1500", "eval.every=500", "eval.episodes=2", "trainer.learni
         "device=cpu", "logger=none"]
 
 
-def run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
 
