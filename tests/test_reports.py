@@ -146,3 +146,26 @@ def test_reproduce_runs_seeds_through_hydra_multirun_and_writes_a_report(tmp_pat
     assert json.loads((out / "reproduce.json").read_text())["seeds"] == [0, 1]
     again = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and "qlearn-report" in again.stderr
+
+
+def test_behaviour_return_is_read_from_a_collected_dataset(tmp_path: Path) -> None:
+    from qlearn.offline.io import save_dataset
+    from qlearn.reports.sweep import behaviour_return
+
+    n = 4
+    arrays = {"observations": np.zeros((n, 2), np.float32), "actions": np.zeros(n, np.int64),
+              "rewards": np.ones(n, np.float32), "next_observations": np.zeros((n, 2), np.float32),
+              "terminals": np.array([0, 0, 0, 1], bool), "timeouts": np.zeros(n, bool)}
+    with_meta = save_dataset(tmp_path / "a.hdf5", arrays, {"behaviour_return_mean": 35.9})
+    without = save_dataset(tmp_path / "b.hdf5", arrays, {})
+    assert behaviour_return(str(with_meta)) == pytest.approx(35.9)
+    assert behaviour_return(str(without)) is None
+    assert behaviour_return(str(tmp_path / "missing.hdf5")) is None and behaviour_return(None) is None
+
+
+def test_unknown_launcher_is_refused_with_the_choices() -> None:
+    from qlearn.cli.reproduce import check_launcher
+
+    check_launcher("joblib")  # installed with the dev extras
+    with pytest.raises(QlearnError, match="choose from"):
+        check_launcher("slurmish")

@@ -89,9 +89,11 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
                           f"({random_return:.1f}); give the env's expert return or leave expert_return=null.")
     expert_return, medium_info = reference_expert, None
     if needs_policy:
-        threshold = None if reference_expert is None else medium_threshold(cfg, random_return, reference_expert)
         # With a reference expert return and no expert data wanted, training can stop at the medium level.
-        recorder = SnapshotRecorder(stop_at=threshold if not needs_expert else None)
+        stop_at = None
+        if reference_expert is not None and not needs_expert:
+            stop_at = medium_threshold(cfg, random_return, reference_expert)
+        recorder = SnapshotRecorder(stop_at=stop_at)
         trainer = build_online_trainer(train_cfg, run_dir, str(cfg.behaviour), on_evaluation=[recorder])
         log = TransitionLog(trainer.buffer)
         trainer.buffer = log
@@ -114,10 +116,8 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
                 f"({random_return:.1f}), so there is no medium level between them: raise total_steps "
                 f"(now {int(cfg.total_steps)}) or pick another behaviour preset. Its run is in {run_dir}."
             )
-        if reference_expert is None:
-            expert_return = final_return
-            threshold = medium_threshold(cfg, random_return, final_return)
-        assert threshold is not None
+        expert_return = final_return if reference_expert is None else reference_expert
+        threshold = medium_threshold(cfg, random_return, expert_return)
         medium = recorder.first_reaching(threshold)
         if medium is None:
             best = max(s.eval_return for s in recorder.snapshots)
@@ -141,9 +141,9 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
             data["medium-expert"] = (both, np.concatenate([data["medium"][1], data["expert"][1]]))
     env.close()
 
-    report.update({"random_return": random_return, "expert_return": expert_return,
-                   "expert_return_source": "behaviour final eval" if reference_expert is None else "expert_return", "medium_snapshot": medium_info,
-                   "behaviour_run": str(run_dir) if needs_policy else None})
+    source = "behaviour final eval" if reference_expert is None else "expert_return"
+    report.update({"random_return": random_return, "expert_return": expert_return, "expert_return_source": source,
+                   "medium_snapshot": medium_info, "behaviour_run": str(run_dir) if needs_policy else None})
     for kind, path in paths.items():
         arrays, returns = data[kind]
         stats = summary(arrays, returns)

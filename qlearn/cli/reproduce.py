@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
@@ -21,9 +22,12 @@ from pathlib import Path
 from qlearn.errors import QlearnError
 from qlearn.reports import load_references, read_sweep, write_report
 
-LAUNCHERS = {  # Hydra launcher -> the pip package that provides it
-    "basic": None, "joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
-    "submitit_slurm": "hydra-submitit-launcher", "ray": "hydra-ray-launcher",
+LAUNCHERS = {  # Hydra launcher -> (pip package, plugin module) that provide it
+    "basic": None,
+    "joblib": ("hydra-joblib-launcher", "hydra_plugins.hydra_joblib_launcher"),
+    "submitit_local": ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher"),
+    "submitit_slurm": ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher"),
+    "ray": ("hydra-ray-launcher", "hydra_plugins.hydra_ray_launcher"),
 }
 DEFAULT_REFERENCES = Path("benchmarks") / "reference"
 
@@ -43,14 +47,9 @@ def check_launcher(launcher: str) -> None:
     """Refuse an unknown launcher, or one whose Hydra plugin is not installed, naming the pip package."""
     if launcher not in LAUNCHERS:
         raise QlearnError(f"unknown launcher {launcher!r}; choose from {sorted(LAUNCHERS)}.")
-    package = LAUNCHERS[launcher]
-    if package is None:
+    if LAUNCHERS[launcher] is None:
         return
-    module = {"hydra-joblib-launcher": "hydra_plugins.hydra_joblib_launcher",
-              "hydra-submitit-launcher": "hydra_plugins.hydra_submitit_launcher",
-              "hydra-ray-launcher": "hydra_plugins.hydra_ray_launcher"}[package]
-    import importlib.util
-
+    package, module = LAUNCHERS[launcher]
     if importlib.util.find_spec(module) is None:
         raise QlearnError(f"--launcher {launcher} needs the {package} plugin: pip install {package} "
                           f"(or pip install 'qlearn[report]' for joblib, 'qlearn[slurm]' for submitit).")
