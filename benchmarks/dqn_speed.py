@@ -13,8 +13,9 @@ Workloads (CleanRL settings, vwxyzjn/cleanrl dqn.py and dqn_atari.py):
 
 Each workload runs through qlearn (``OnlineTrainer`` + ``ReplayBuffer`` + ``DQN``) with 1 env and
 with a vector env, and as a bare PyTorch loop of the same work (plain env, numpy ring buffer, the
-same network, optimizer and update math, no library code). Figures are medians of ``--repeats``
-runs measured in this process, so ratios compare like with like on a noisy machine.
+same network, optimizer and update math, no library code). The workloads run in ``--repeats``
+interleaved rounds in this process; a rate is the median over rounds and "time vs bare loop" the
+median of the per-round ratios, so slow drifts of a shared machine cancel.
 """
 
 from __future__ import annotations
@@ -47,9 +48,14 @@ from qlearn.targets import DoubleQNextValue
 FRAME_BYTES = 84 * 84
 
 
-def median_of(repeats: int, run: Callable[[], float]) -> tuple[float, list[float]]:
-    values = [run() for _ in range(repeats)]
-    return statistics.median(values), values
+def interleaved(repeats: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Rates of every workload, run in rounds (one of each per round), so slow drifts of a shared machine
+    hit all of them alike; ratios are then taken within a round."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            rates[name].append(run())
+    return rates
 
 
 # --------------------------------------------------------------------------- memory
@@ -187,34 +193,33 @@ def main() -> None:
         steps = args.cartpole_steps
         common = dict(total_steps=steps, learning_starts=args.cartpole_learning_starts, train_every=10, batch_size=128, lr=2.5e-4,
                       eps_steps=steps // 2, device=args.device, capacity=10_000, hidden=(120, 84), timed_from=0)
-        bare, bare_all = median_of(args.repeats, lambda: bare_run("CartPole-v1", target_every_steps=500, **common))
-        rows = [("bare PyTorch loop", bare, bare_all)]
+        runs = {"bare PyTorch loop": lambda: bare_run("CartPole-v1", target_every_steps=500, **common)}
         for num_envs in (1, args.num_envs):
-            med, vals = median_of(args.repeats, lambda: qlearn_run(
-                "CartPole-v1", num_envs=num_envs, target_every_updates=50, frame_stack=None, **common))
-            rows.append((f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}", med, vals))
-        report(f"CartPole-v1 DQN, {steps:,} env steps", rows, bare)
+            runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda num_envs=num_envs: qlearn_run(
+                "CartPole-v1", num_envs=num_envs, target_every_updates=50, frame_stack=None, **common)
+        report(f"CartPole-v1 DQN, {steps:,} env steps", interleaved(args.repeats, runs))
 
     if args.only in (None, "pong"):
         prefill, timed = args.pong_prefill, args.pong_steps
         common = dict(total_steps=prefill + timed, learning_starts=prefill, train_every=4, batch_size=32, lr=1e-4,
                       eps_steps=prefill // 2, device=args.device, capacity=prefill + timed + 100,
                       hidden=(512,), timed_from=prefill)
-        bare, bare_all = median_of(args.repeats, lambda: bare_run("PongNoFrameskip-v4", target_every_steps=1000,
-                                                                  **common))
-        rows = [("bare PyTorch loop", bare, bare_all)]
+        runs = {"bare PyTorch loop": lambda: bare_run("PongNoFrameskip-v4", target_every_steps=1000, **common)}
         for num_envs in (1, args.num_envs):
-            med, vals = median_of(args.repeats, lambda: qlearn_run(
-                "PongNoFrameskip-v4", num_envs=num_envs, target_every_updates=250, frame_stack=4, **common))
-            rows.append((f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}", med, vals))
-        report(f"Pong DQN after learning starts, {timed:,} timed env steps", rows, bare)
+            runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda num_envs=num_envs: qlearn_run(
+                "PongNoFrameskip-v4", num_envs=num_envs, target_every_updates=250, frame_stack=4, **common)
+        report(f"Pong DQN after learning starts, {timed:,} timed env steps", interleaved(args.repeats, runs))
 
 
-def report(title: str, rows: list[tuple[str, float, list[float]]], bare: float) -> None:
+def report(title: str, rates: dict[str, list[float]]) -> None:
+    """Median rate per workload and the median over rounds of its time against the bare loop's in that round."""
+    bare = rates["bare PyTorch loop"]
     print(f"[{title}]")
-    for name, med, values in rows:
+    for name, values in rates.items():
+        ratio = statistics.median(b / v for b, v in zip(bare, values))
         runs = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"  {name:<22} {med:>9,.1f} env-steps/s   time vs bare loop {bare / med:5.2f}x   (runs: {runs})")
+        print(f"  {name:<22} {statistics.median(values):>9,.1f} env-steps/s   time vs bare loop {ratio:5.2f}x   "
+              f"(runs: {runs})")
 
 
 if __name__ == "__main__":

@@ -130,9 +130,11 @@ class EpsilonGreedy:
         """Actions for ``num_envs`` envs at env step ``step``.
 
         ``greedy()`` must return the ``[E]`` greedy actions; it is called only when at least one
-        env exploits, so pure-random phases (epsilon = 1) cost no network forward. The generator
-        consumes the same number of draws whatever happens, so the random stream does not depend
-        on the network.
+        env exploits, so pure-random phases (epsilon = 1) cost no network forward. Each env uses
+        one uniform draw ``u``: it explores when ``u < epsilon`` and then takes action
+        ``floor(u / epsilon * A)``, which is uniform over the ``A`` actions because ``u / epsilon``
+        is uniform on [0, 1) given ``u < epsilon``. One draw per env per step, whatever happens, so
+        the random stream does not depend on the network (and one draw costs half of two).
 
         Returns:
             ``[E]`` int64 actions.
@@ -140,14 +142,22 @@ class EpsilonGreedy:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         eps = self.epsilon(step)
-        if num_envs == 1:  # scalar fast path (the same draws as below: one uniform, then one integer)
-            explore_one = self._rng.random() < eps
-            random_action = self._rng.integers(self.num_actions)
-            if explore_one:
-                return np.array([random_action], dtype=np.int64)
+        if num_envs == 1:  # scalar fast path: the same draw as `_select_many`, without array ops
+            u = self._rng.random()
+            if u < eps:
+                return np.array([min(int(u / eps * self.num_actions), self.num_actions - 1)], dtype=np.int64)
             return self._validated(greedy(), 1)
-        explore = self._rng.random(num_envs) < eps  # [E] bool
-        random_actions = self._rng.integers(self.num_actions, size=num_envs, dtype=np.int64)  # [E]
+        return self._select_many(step, num_envs, greedy)
+
+    def _select_many(self, step: int, num_envs: int, greedy: Callable[[], np.ndarray | torch.Tensor]
+                     ) -> np.ndarray:
+        eps = self.epsilon(step)
+        u = self._rng.random(num_envs)  # [E]
+        explore = u < eps  # [E] bool
+        if not explore.any():
+            return self._validated(greedy(), num_envs)
+        scaled = (u / max(eps, np.finfo(np.float64).tiny) * self.num_actions).astype(np.int64)
+        random_actions = np.minimum(scaled, self.num_actions - 1)  # [E]; rounding never gives A
         if explore.all():
             return random_actions
         chosen = self._validated(greedy(), num_envs)
@@ -157,9 +167,10 @@ class EpsilonGreedy:
     def _validated(chosen: np.ndarray | torch.Tensor, num_envs: int) -> np.ndarray:
         if isinstance(chosen, torch.Tensor):
             chosen = chosen.detach().cpu().numpy()
-        chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)  # [E]
-        if chosen.shape != (num_envs,):
-            raise ValueError(f"greedy() returned {chosen.shape[0]} actions for {num_envs} envs")
+        if chosen.dtype != np.int64 or chosen.shape != (num_envs,):  # the agents' own output skips this
+            chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)  # [E]
+            if chosen.shape != (num_envs,):
+                raise ValueError(f"greedy() returned {chosen.shape[0]} actions for {num_envs} envs")
         return chosen
 
     def state_dict(self) -> dict[str, Any]:

@@ -53,7 +53,6 @@ class PolyakUpdate:
         self.tau = float(tau)
         self.every = int(every)
 
-    @torch.no_grad()
     def __call__(self, online: nn.Module, target: nn.Module, step: int) -> None:
         """Update ``target`` in place if ``step % every == 0``.
 
@@ -62,8 +61,11 @@ class PolyakUpdate:
             target: its target copy (same architecture, e.g. from :func:`make_target`).
             step: the caller's counter, usually the number of completed updates (starting at 1).
         """
-        if step % self.every != 0:
-            return
+        if step % self.every == 0:  # checked first: most calls of a hard update do nothing
+            self._move(online, target)
+
+    @torch.no_grad()
+    def _move(self, online: nn.Module, target: nn.Module) -> None:
         params, target_params = list(online.parameters()), list(target.parameters())
         buffers, target_buffers = list(online.buffers()), list(target.buffers())
         # Check before touching anything, so a mismatch never leaves a half-updated target.

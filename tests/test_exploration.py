@@ -117,3 +117,30 @@ def test_greedy_shape_is_checked() -> None:
     explorer = EpsilonGreedy(0.0, num_actions=2, seed=0)
     with pytest.raises(ValueError):
         explorer.select(0, 3, lambda: np.zeros(2, dtype=np.int64))
+
+
+@pytest.mark.parametrize("num_envs", [1, 64])
+@pytest.mark.parametrize("eps", [0.05, 0.3, 1.0])
+def test_random_actions_are_uniform_and_taken_at_rate_epsilon(num_envs: int, eps: float) -> None:
+    """One draw u decides both: explore if u < eps, then action floor(u / eps * A) must be uniform."""
+    num_actions, steps = 5, 40_000 // num_envs
+    explorer = EpsilonGreedy(eps, num_actions=num_actions, seed=3)
+    picks = np.concatenate([explorer.select(s, num_envs, lambda: np.full(num_envs, -1)) for s in range(steps)])
+    explored = picks[picks != -1]
+    n = picks.size
+    assert abs(explored.size / n - eps) < 4 * np.sqrt(eps * (1 - eps) / n) + 1e-12
+    counts = np.bincount(explored, minlength=num_actions)
+    assert counts.size == num_actions  # never an out-of-range action
+    expected = explored.size / num_actions
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 18.5  # chi-square, 4 degrees of freedom: P(chi2 > 18.5) ~ 0.001
+
+
+def test_one_env_and_vector_paths_make_the_same_choices() -> None:
+    """The scalar fast path draws exactly what the vector path draws for one env."""
+    scalar = EpsilonGreedy(LinearSchedule(1.0, 0.1, 300), num_actions=3, seed=11)
+    vector = EpsilonGreedy(LinearSchedule(1.0, 0.1, 300), num_actions=3, seed=11)
+    greedy = np.array([7], dtype=np.int64)  # marks exploiting steps
+    for step in range(400):
+        np.testing.assert_array_equal(scalar.select(step, 1, lambda: greedy),
+                                      vector._select_many(step, 1, lambda: greedy))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import signal
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,7 +20,8 @@ from qlearn.checkpoint import list_checkpoints
 from qlearn.envs import make_env
 from qlearn.errors import NonFiniteError
 from qlearn.exploration import EpsilonGreedy, LinearSchedule
-from qlearn.trainers import OnlineTrainer
+from qlearn.single_vector import SingleEnvVector
+from qlearn.trainers import OnlineTrainer, TrainingInterrupted
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate
 
@@ -222,3 +226,45 @@ def test_updates_come_in_bursts_of_updates_per_step_every_train_every_steps() ->
     trainer.run()
     # 3 updates in a row at env steps 108 and 116 (SB3's train_freq=8, gradient_steps=3); none in between
     assert seen == [108, 108, 108, 116, 116, 116]
+
+
+class SignalAtStep(gym.Wrapper):
+    """Sends this process ``signum`` from inside its ``step`` number ``at`` (as a scheduler's SIGTERM would)."""
+
+    def __init__(self, env: gym.Env, signum: int, at: int) -> None:
+        super().__init__(env)
+        self.signum, self.at, self.calls = signum, at, 0
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return self.env.step(action)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_checkpoints_and_stops_at_the_end_of_the_step_it_arrived_in(tmp_path: Path, signum: int) -> None:
+    """Periodic work is scheduled for the next due step; a signal must still be handled at once."""
+    env = SingleEnvVector(lambda: gym.wrappers.RecordEpisodeStatistics(SignalAtStep(gym.make("CartPole-v1"), signum, 137)))
+    trainer = OnlineTrainer(CountingAgent(), env, ReplayBuffer(1000, seed=0), total_steps=400, learning_starts=100,
+                            train_every=4, batch_size=8, eval_every=0, log_every=1000, run_dir=tmp_path, seed=0,
+                            progress=False)
+    with pytest.raises(TrainingInterrupted, match="at env step 137;") as raised:
+        trainer.run()
+    assert raised.value.exit_code == 128 + signum
+    assert [int(p.stem.split("_")[1]) for p in list_checkpoints(tmp_path)] == [137]
+    assert signal.getsignal(signum) is not trainer._on_signal  # handlers restored
+
+
+def test_the_loop_runs_with_the_objects_alive_at_its_start_frozen_and_unfreezes_them() -> None:
+    seen: list[int] = []
+
+    class Spy(CountingAgent):
+        def update(self, batch: Batch) -> Metrics:
+            seen.append(gc.get_freeze_count())
+            return super().update(batch)
+
+    assert gc.get_freeze_count() == 0
+    make_trainer(Spy(), total_steps=200).run()
+    assert seen and min(seen) > 1000  # torch, gymnasium and the test's objects are out of the collector's way
+    assert gc.get_freeze_count() == 0

@@ -107,7 +107,8 @@ class DQN(Agent):
         q_all = self.q(batch.obs)  # [B, A]
         q_a = q_all.gather(-1, batch.action.long().unsqueeze(-1)).squeeze(-1)  # [B]
         loss = td_loss(q_a, y, kind=self.loss, weight=batch.weight)
-        metrics: Metrics = {"train/td_loss": loss.detach(), "train/q_mean": q_a.detach().mean()}
+        td = loss.detach()
+        metrics: Metrics = {"train/td_loss": td, "train/q_mean": q_a.detach().mean()}
         if self.regularizer is not None:
             reg = self.regularizer(q_all, batch.action)
             loss = loss + reg
@@ -120,7 +121,7 @@ class DQN(Agent):
         optimizer.step()
         self.num_updates += 1
         self.target_updater(self.q, self.q_target, self.num_updates)
-        metrics["train/loss"] = loss.detach()
+        metrics["train/loss"] = td if self.regularizer is None else loss.detach()
         if batch.weight is not None:  # prioritized replay: the trainer feeds |delta| back as priorities
             metrics["td_error"] = (q_a.detach() - y).abs()  # [B]
         return metrics

@@ -141,6 +141,8 @@ class ReplayBuffer:
         """Propose indices, re-proposing invalid starts until all are valid: (index [B], window length m [B])."""
         storage, n = self._storage, self.n_step
         idx = np.asarray(self.sampler.propose(batch_size, self._rng), dtype=np.int64)  # [B]
+        if storage.all_valid(n):
+            return idx, None
         ok, m = storage.check(idx, n)
         rounds = 0
         while not ok.all():
@@ -181,23 +183,24 @@ class ReplayBuffer:
             rows.append(self._gammas[m])
         if weight is not None:
             rows.append(weight)
-        floats = np.stack(rows).astype(np.float32, copy=False)  # [rows, B]
         action = storage.action[idx]
         discrete = action.dtype.kind == "i"
         if discrete:
             action = action.astype(np.int64)
-        obs_ix = storage.obs_index(idx, last)
-        if self.device.type == "cpu":
-            index, act, small = torch.from_numpy(idx), torch.from_numpy(action), torch.from_numpy(floats)
-            obs, next_obs = storage.gather_obs(obs_ix)
+        if self.device.type == "cpu":  # every array is already a fresh [B] copy: wrap them, no stacking
+            index, act = torch.from_numpy(idx), torch.from_numpy(action)
+            small = [torch.from_numpy(row.astype(np.float32, copy=False)) for row in rows]
+            obs, next_obs = storage.gather_obs_at(idx, last)
         else:  # two host-to-device copies in all: one int64 block, one float32 block
+            floats = np.stack(rows).astype(np.float32, copy=False)  # [rows, B]
+            obs_ix = storage.obs_index(idx, last)
             ints = [idx, obs_ix.reshape(-1)] + ([action.reshape(-1)] if discrete else [])
             packed = torch.from_numpy(np.concatenate(ints)).to(self.device)
             index, ix = packed[:batch_size], packed[batch_size : batch_size + obs_ix.size].view(obs_ix.shape)
             obs, next_obs = storage.gather_obs(ix)
             flat = [floats.reshape(-1)] + ([] if discrete else [action.reshape(-1)])
             packed_f = torch.from_numpy(np.concatenate(flat)).to(self.device)
-            small = packed_f[: floats.size].view(floats.shape)
+            small = packed_f[: floats.size].view(floats.shape).unbind(0)
             tail = packed if discrete else packed_f
             act = tail[tail.numel() - action.size :].view(action.shape)
         return Batch(

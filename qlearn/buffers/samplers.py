@@ -46,11 +46,16 @@ class UniformSampler:
         if self._high == 0:
             raise RuntimeError("UniformSampler.propose: nothing has been written yet.")
         r = rng.integers(0, self._num_envs * self._high, size=n)  # [n]
+        if self._high == self._ring:  # full rings: r is already the flat index
+            return r
         return (r // self._high) * self._ring + r % self._high
 
     def on_write(self, indices: np.ndarray) -> None:
-        if self._high < self._ring:  # only while the rings are still filling
-            self._high = max(self._high, int((indices % self._ring).max()) + 1)
+        if self._high < self._ring:  # only while the rings are still filling; a Python loop beats numpy at E <= 64
+            ring, high = self._ring, self._high
+            for index in indices.tolist():
+                high = max(high, index % ring + 1)
+            self._high = high
 
     def on_invalidate(self, indices: np.ndarray) -> None:
         pass

@@ -55,7 +55,8 @@ class DeviceArray:
         if self.cpu:
             if len(parts) == 1:
                 self.data[:, slot] = parts[0]
-            for j, part in enumerate(parts if len(parts) > 1 else ()):
+                return
+            for j, part in enumerate(parts):
                 self.data[:, slot, j] = part
         else:  # one host-to-device copy
             self.data[:, slot] = self._tensor(parts[0] if len(parts) == 1 else np.stack(parts, axis=1))
@@ -191,6 +192,12 @@ class TransitionStorage(RingStorage):
         self.track_breaks = track_breaks  # only n-step windows can cross a broken stream
         E, C = num_envs, ring
         self._columns = [a.reshape(E, C, *a.shape[1:]) for a in (self.action, self.reward, self.terminated, self.done)]
+        self._obs_array = self.obs.data if self.obs.cpu else None  # numpy [E, C, 2, ...] on CPU
+        self._written = 0  # = written[e] for every e (lockstep), as a Python int for the per-step path
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._written = int(self.written[0])
 
     def arrays(self) -> dict[str, np.ndarray | DeviceArray]:
         return {**super().arrays(), "obs": self.obs}
@@ -199,7 +206,7 @@ class TransitionStorage(RingStorage):
             terminated: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, None]:
         """Write one transition per env; returns the flat indices written [E] (nothing else is invalidated)."""
         C = self.ring
-        written = int(self.written[0])
+        written = self._written
         slot = written % C
         if self.track_breaks:
             if written:
@@ -208,12 +215,25 @@ class TransitionStorage(RingStorage):
                 if cut.any():  # close the previous episode as truncated: no window crosses the break
                     self.done[prev[cut]] = True
             self.prev_next = next_obs.copy()
-        self.obs.write_column(slot, obs, next_obs)
-        for column, values in zip(self._columns, (action, reward, terminated, done)):
-            column[:, slot] = values
-        self.written += 1
-        self.count = self.num_envs * min(written + 1, C)
+        if self._obs_array is not None:  # CPU: two slice writes, no method call
+            self._obs_array[:, slot, 0] = obs
+            self._obs_array[:, slot, 1] = next_obs
+        else:
+            self.obs.write_column(slot, obs, next_obs)
+        action_column, reward_column, terminated_column, done_column = self._columns
+        action_column[:, slot] = action
+        reward_column[:, slot] = reward
+        terminated_column[:, slot] = terminated
+        done_column[:, slot] = done
+        self._written = written = written + 1
+        self.written.fill(written)  # lockstep rings; fill is ten times cheaper than += 1 on a small array
+        if written <= C:
+            self.count = self.num_envs * written
         return self.env_base + slot, None
+
+    def all_valid(self, n: int) -> bool:
+        """Whether every slot starts a valid sample: one-step samples from full rings (`check` is then skipped)."""
+        return n == 1 and self._written >= self.ring
 
     def check(self, idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Valid starts [B] and window lengths m [B] (None for n = 1): written, with a complete window."""
@@ -230,6 +250,14 @@ class TransitionStorage(RingStorage):
 
     def gather_obs(self, ix: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
         return self.obs.gather(ix[0], 0), self.obs.gather(ix[1], 1)
+
+    def gather_obs_at(self, idx: np.ndarray, last: np.ndarray) -> tuple[Tensor, Tensor]:
+        """CPU: obs at ``idx`` and next_obs at ``last``; one-step samples (``last is idx``) take both rows in
+        one ``np.take``, as strided views of one [B, 2, ...] block."""
+        if last is not idx or not self.obs.cpu:
+            return self.gather_obs(self.obs_index(idx, last))
+        both = torch.from_numpy(self.obs.flat.take(idx, axis=0))  # [B, 2, *obs_shape]
+        return both[:, 0], both[:, 1]
 
 
 class FrameStorage(RingStorage):
@@ -301,6 +329,10 @@ class FrameStorage(RingStorage):
         self.open = ~done
         return fc, fn
 
+    def all_valid(self, n: int) -> bool:
+        """Never: final frames and the oldest stacks' slots start no sample."""
+        return False
+
     def check(self, idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Valid starts [B] and m [B] (None for n = 1): a transition whose stack history is not overwritten
         (oldest frame needed: min(K - 1, step) slots back) and whose window's frames are written."""
@@ -326,6 +358,9 @@ class FrameStorage(RingStorage):
     def gather_obs(self, ix: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
         both = self.frames.gather(ix)  # [2, B, K, *frame]
         return both[0], both[1]
+
+    def gather_obs_at(self, idx: np.ndarray, last: np.ndarray) -> tuple[Tensor, Tensor]:
+        return self.gather_obs(self.obs_index(idx, last))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "open": torch.from_numpy(self.open.copy())}

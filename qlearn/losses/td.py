@@ -45,15 +45,16 @@ def td_loss(
         raise ValueError(
             f"weight has shape {tuple(weight.shape)} but pred has {tuple(pred.shape)}"
         )
-    if kind == "huber":
-        per_sample = F.huber_loss(pred, target, reduction="none", delta=1.0)  # [B]
-    elif kind == "mse":
-        per_sample = F.mse_loss(pred, target, reduction="none")  # [B]
-    else:
+    if kind not in _KINDS:
         raise ValueError(f"unknown td loss kind {kind!r}; choose one of {_KINDS}")
+    reduction = "mean" if weight is None else "none"  # the fused mean saves two autograd nodes per update
+    if kind == "huber":
+        loss = F.huber_loss(pred, target, reduction=reduction, delta=1.0)
+    else:
+        loss = F.mse_loss(pred, target, reduction=reduction)
     if weight is not None:
-        per_sample = per_sample * weight  # [B]
-    return per_sample.mean()  # []
+        loss = (loss * weight).mean()  # [B] -> []
+    return loss  # []
 
 
 def ensemble_td_loss(

@@ -23,7 +23,12 @@ from qlearn.logging import Logger, NullLogger
 from qlearn.trainers.controls import LoopControls, TrainingInterrupted
 from qlearn.trainers.evaluation import evaluate
 from qlearn.trainers.records import append_evaluation, check_finite, write_results
-from qlearn.utils import global_rng_state, release_free_memory, set_global_rng_state
+from qlearn.utils import (
+    frozen_gc,
+    global_rng_state,
+    release_free_memory,
+    set_global_rng_state,
+)
 
 TRIM_EVERY_UPDATES = 500  # return freed heap pages to the OS this often (see release_free_memory)
 
@@ -132,6 +137,7 @@ class OnlineTrainer(LoopControls):
         self.num_envs = int(env.num_envs)
         self.device = agent.device
         self._cpu = self.device.type == "cpu"
+        self._move_batches = torch.device(getattr(buffer, "device", self.device)) != self.device
         # Counters: everything here is saved in checkpoints.
         self.env_step = 0
         self.updates_done = 0
@@ -195,42 +201,8 @@ class OnlineTrainer(LoopControls):
         previous = self._catch_signals()
         bar = self._progress_bar(self.total_steps, self.env_step, "step")
         try:
-            obs = self._reset_envs()
-            last_log_time, last_log_step = time.perf_counter(), self.env_step
-            while self.env_step < self.total_steps:
-                action = self._select_action(obs)
-                next_obs, reward, terminated, truncated, infos = self.env.step(action)
-                done = terminated | truncated
-                any_done = bool(done.any())
-                real_next = final_next_obs(next_obs, infos, done) if any_done else next_obs
-                learn_reward = np.sign(reward) if self.clip_reward else reward
-                if self.terminal_on_life_loss:
-                    learn_terminated = terminated | self._life_lost(infos, done)
-                    self.buffer.add(obs, action, learn_reward, real_next, learn_terminated, truncated, episode_end=done)
-                else:
-                    self.buffer.add(obs, action, learn_reward, real_next, terminated, truncated)
-                obs = next_obs
-                self.env_step += self.num_envs
-                if any_done:
-                    self._record_episodes(infos, done)
-                self._train()
-                if self._crossed(self.log_every):
-                    now = time.perf_counter()
-                    sps = (self.env_step - last_log_step) / max(now - last_log_time, 1e-9)
-                    last_log_time, last_log_step = now, self.env_step
-                    self._log(sps)
-                    if bar is not None:
-                        bar.update(self.env_step - bar.n)
-                        bar.set_postfix(sps=f"{sps:.0f}", ret=f"{self.last_return:.1f}")
-                unfinished = self.env_step < self.total_steps  # the end has its own eval and checkpoint
-                if unfinished and self._crossed(self.eval_every):
-                    self._evaluate()
-                if unfinished and self.checkpoint_every and self._crossed(self.checkpoint_every):
-                    self.segment += 1  # saved with the checkpoint, so a resumed run resets envs alike
-                    self._checkpoint()
-                    obs = self._reset_envs()
-                if self._signal is not None:
-                    self._interrupt(f"env step {self.env_step}")
+            with frozen_gc():  # the loop allocates little; full collections would walk every long-lived object
+                self._collect_and_train(bar)
             self._check_finite()
             wall = time.perf_counter() - start_time
             results = self._finish(wall, (self.env_step - start_step) / max(wall, 1e-9))
@@ -240,10 +212,78 @@ class OnlineTrainer(LoopControls):
                 bar.close()
         return results
 
+    def _collect_and_train(self, bar: Any) -> None:
+        """The loop: act, step, store, then train and do periodic work when due (both scheduled, not polled)."""
+        obs = self._reset_envs()
+        self._last_log = (time.perf_counter(), self.env_step)
+        self._schedule_updates()
+        self._schedule_events()
+        while self.env_step < self.total_steps:
+            action = self._select_action(obs)
+            next_obs, reward, terminated, truncated, infos = self.env.step(action)
+            done = terminated | truncated
+            any_done = np.count_nonzero(done) > 0  # a quarter of the cost of done.any() on [E] bools
+            real_next = final_next_obs(next_obs, infos, done) if any_done else next_obs
+            learn_reward = np.sign(reward) if self.clip_reward else reward
+            if self.terminal_on_life_loss:
+                learn_terminated = terminated | self._life_lost(infos, done)
+                self.buffer.add(obs, action, learn_reward, real_next, learn_terminated, truncated, episode_end=done)
+            else:
+                self.buffer.add(obs, action, learn_reward, real_next, terminated, truncated)
+            obs = next_obs
+            self.env_step += self.num_envs
+            if any_done:
+                self._record_episodes(infos, done)
+            if self.env_step >= self._next_update_step:
+                self._train()
+            if self.env_step >= self._next_event_step:  # logging, evaluation, checkpoints, signals
+                obs = self._periodic(obs, bar)
+
     def stop(self) -> None:
         """End training after the current step (e.g. from an ``on_evaluation`` callback): the loop
         exits, the final evaluation, checkpoint and ``results.json`` follow as at ``total_steps``."""
         self.total_steps = self.env_step
+
+    def _periodic(self, obs: np.ndarray, bar: Any) -> np.ndarray:
+        """Log, evaluate, checkpoint or stop for a signal, whichever is due; returns the (maybe reset) obs."""
+        if self._crossed(self.log_every):
+            now = time.perf_counter()
+            last_time, last_step = self._last_log
+            sps = (self.env_step - last_step) / max(now - last_time, 1e-9)
+            self._last_log = (now, self.env_step)
+            self._log(sps)
+            if bar is not None:
+                bar.update(self.env_step - bar.n)
+                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{self.last_return:.1f}")
+        unfinished = self.env_step < self.total_steps  # the end has its own eval and checkpoint
+        if unfinished and self._crossed(self.eval_every):
+            self._evaluate()
+        if unfinished and self.checkpoint_every and self._crossed(self.checkpoint_every):
+            self.segment += 1  # saved with the checkpoint, so a resumed run resets envs alike
+            self._checkpoint()
+            obs = self._reset_envs()
+        if self._signal is not None:
+            self._interrupt(f"env step {self.env_step}")
+        self._schedule_events()
+        return obs
+
+    def _schedule_events(self) -> None:
+        """The first env step after this one at which `_periodic` has work: a multiple of one of its intervals."""
+        step = self.env_step
+        due = [(step // every + 1) * every for every in (self.log_every, self.eval_every, self.checkpoint_every or 0)
+               if every > 0]
+        self._next_event_step = min(due, default=self.total_steps + 1)
+        if self._signal is not None:  # checked after the assignment, so a signal arriving now is never lost
+            self._next_event_step = 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        super()._on_signal(signum, frame)
+        self._next_event_step = 0  # handled by `_periodic` at the end of this step
+
+    def _schedule_updates(self) -> None:
+        """The first env step at which `_train` owes an update (see the class docstring for the formula)."""
+        done_intervals = self.updates_done // self.updates_per_step
+        self._next_update_step = self.learning_starts + self.train_every * (done_intervals + 1)
 
     def _crossed(self, every: int) -> bool:
         return every > 0 and self.env_step // every != (self.env_step - self.num_envs) // every
@@ -269,8 +309,9 @@ class OnlineTrainer(LoopControls):
             return self.env.action_space.sample()
 
         def policy() -> np.ndarray:  # agents act without autograd (DQN.act runs under no_grad)
-            obs_t = torch.from_numpy(obs) if self._cpu else torch.as_tensor(obs, device=self.device)
-            return self.agent.act(obs_t, self.exploration is not None).cpu().numpy()
+            if self._cpu:
+                return self.agent.act(torch.from_numpy(obs), self.exploration is not None).numpy()
+            return self.agent.act(torch.as_tensor(obs, device=self.device), self.exploration is not None).cpu().numpy()
 
         if self.exploration is not None:
             return self.exploration.select(self.env_step, self.num_envs, policy)
@@ -282,7 +323,7 @@ class OnlineTrainer(LoopControls):
         owed = (self.env_step - self.learning_starts) // self.train_every * self.updates_per_step
         while self.updates_done < owed:
             batch = self.buffer.sample(self.batch_size)
-            if batch.obs.device != self.device:  # replay kept on CPU while training on a GPU
+            if self._move_batches:  # replay kept on CPU while training on a GPU
                 batch = batch.to(self.device, non_blocking=True)
             metrics = self.agent.update(batch)
             td_error = metrics.pop("td_error", None)
@@ -296,6 +337,7 @@ class OnlineTrainer(LoopControls):
             q_mean = metrics.get("train/q_mean", loss)
             if loss is not None:
                 self._pending_losses.append((self.env_step, loss, q_mean))
+        self._schedule_updates()
 
     def _check_finite(self) -> None:
         """Raise if any loss or mean Q since the last check was NaN/inf (one host sync per check)."""
