@@ -225,11 +225,8 @@ class OnlineTrainer(LoopControls):
             any_done = np.count_nonzero(done) > 0  # a quarter of the cost of done.any() on [E] bools
             real_next = final_next_obs(next_obs, infos, done) if any_done else next_obs
             learn_reward = np.sign(reward) if self.clip_reward else reward
-            if self.terminal_on_life_loss:
-                learn_terminated = terminated | self._life_lost(infos, done)
-                self.buffer.add(obs, action, learn_reward, real_next, learn_terminated, truncated, episode_end=done)
-            else:
-                self.buffer.add(obs, action, learn_reward, real_next, terminated, truncated)
+            learn_terminated = terminated | self._life_lost(infos, done) if self.terminal_on_life_loss else terminated
+            self.buffer.add(obs, action, learn_reward, real_next, learn_terminated, truncated, episode_end=done)
             obs = next_obs
             self.env_step += self.num_envs
             if any_done:
