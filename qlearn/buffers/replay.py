@@ -163,7 +163,11 @@ class ReplayBuffer:
         return idx, m
 
     def sample(self, batch_size: int) -> Batch:
-        """A `Batch` of ``batch_size`` transitions on ``device`` (index always set; weight only when prioritized)."""
+        """A `Batch` of ``batch_size`` transitions on ``device`` (index always set; weight only when prioritized).
+
+        On CPU, one-step ``obs`` and ``next_obs`` are two strided views of one gathered ``[B, 2, ...]`` block:
+        rows are contiguous, so ``reshape``/``view`` within a row work; use ``reshape`` to merge the batch dim.
+        """
         if batch_size < 1:
             raise ReplayBufferError(f"batch_size must be >= 1, got {batch_size}.")
         if len(self) < batch_size:
