@@ -14,7 +14,7 @@ Workloads (CleanRL settings, vwxyzjn/cleanrl dqn.py and dqn_atari.py):
 Each workload runs through qlearn (``OnlineTrainer`` + ``ReplayBuffer`` + ``DQN``) with 1 env and
 with a vector env, and as a bare PyTorch loop of the same work (plain env, numpy ring buffer, the
 same network, optimizer and update math, no library code). The workloads run in ``--repeats``
-interleaved rounds in this process; a rate is the median over rounds and "time vs bare loop" the
+interleaved rounds in this process (order reversed every other round); a rate is the median over rounds and "time vs bare loop" the
 median of the per-round ratios, so slow drifts of a shared machine cancel.
 """
 
@@ -49,12 +49,13 @@ FRAME_BYTES = 84 * 84
 
 
 def interleaved(repeats: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Rates of every workload, run in rounds (one of each per round), so slow drifts of a shared machine
-    hit all of them alike; ratios are then taken within a round."""
+    """Rates of every workload, run in rounds (one of each per round, in reversed order every other
+    round), so slow drifts of a shared machine hit all of them alike; ratios are taken within a round."""
     rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            rates[name].append(run())
+    for round_index in range(repeats):
+        order = list(runs) if round_index % 2 == 0 else list(runs)[::-1]
+        for name in order:
+            rates[name].append(runs[name]())
     return rates
 
 
