@@ -192,12 +192,6 @@ class TransitionStorage(RingStorage):
         self.track_breaks = track_breaks  # only n-step windows can cross a broken stream
         E, C = num_envs, ring
         self._columns = [a.reshape(E, C, *a.shape[1:]) for a in (self.action, self.reward, self.terminated, self.done)]
-        self._obs_array = self.obs.data if self.obs.cpu else None  # numpy [E, C, 2, ...] on CPU
-        self._written = 0  # = written[e] for every e (lockstep), as a Python int for the per-step path
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._written = int(self.written[0])
 
     def arrays(self) -> dict[str, np.ndarray | DeviceArray]:
         return {**super().arrays(), "obs": self.obs}
@@ -206,7 +200,7 @@ class TransitionStorage(RingStorage):
             terminated: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, None]:
         """Write one transition per env; returns the flat indices written [E] (nothing else is invalidated)."""
         C = self.ring
-        written = self._written
+        written = int(self.written[0])
         slot = written % C
         if self.track_breaks:
             if written:
@@ -215,17 +209,13 @@ class TransitionStorage(RingStorage):
                 if cut.any():  # close the previous episode as truncated: no window crosses the break
                     self.done[prev[cut]] = True
             self.prev_next = next_obs.copy()
-        if self._obs_array is not None:  # CPU: two slice writes, no method call
-            self._obs_array[:, slot, 0] = obs
-            self._obs_array[:, slot, 1] = next_obs
-        else:
-            self.obs.write_column(slot, obs, next_obs)
+        self.obs.write_column(slot, obs, next_obs)
         action_column, reward_column, terminated_column, done_column = self._columns
         action_column[:, slot] = action
         reward_column[:, slot] = reward
         terminated_column[:, slot] = terminated
         done_column[:, slot] = done
-        self._written = written = written + 1
+        written += 1
         self.written.fill(written)  # lockstep rings; fill is ten times cheaper than += 1 on a small array
         if written <= C:
             self.count = self.num_envs * written
@@ -233,7 +223,7 @@ class TransitionStorage(RingStorage):
 
     def all_valid(self, n: int) -> bool:
         """Whether every slot starts a valid sample: one-step samples from full rings (`check` is then skipped)."""
-        return n == 1 and self._written >= self.ring
+        return n == 1 and int(self.written[0]) >= self.ring
 
     def check(self, idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Valid starts [B] and window lengths m [B] (None for n = 1): written, with a complete window."""

@@ -315,8 +315,7 @@ class OnlineTrainer(LoopControls):
         return policy()
 
     def _train(self) -> None:
-        if self.env_step < self.learning_starts:
-            return
+        """Make the updates owed by now; called when `_next_update_step` is reached (never before learning_starts)."""
         owed = (self.env_step - self.learning_starts) // self.train_every * self.updates_per_step
         while self.updates_done < owed:
             batch = self.buffer.sample(self.batch_size)
