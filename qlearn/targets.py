@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from qlearn.utils import no_grad
+
 
 def td_target(
     reward: Tensor, terminated: Tensor, next_value: Tensor, discount: float | Tensor
@@ -47,7 +49,7 @@ def td_target(
         raise ValueError(
             f"discount has shape {tuple(discount.shape)} but reward has {tuple(reward.shape)}"
         )
-    not_done = 1.0 - terminated.to(reward.dtype)  # [B]
+    not_done = 1.0 - (terminated if terminated.dtype == reward.dtype else terminated.to(reward.dtype))  # [B]
     return reward + discount * not_done * next_value  # [B]
 
 
@@ -57,7 +59,7 @@ class GreedyNextValue:
     Runs under ``torch.no_grad()``: the target is a constant for the TD loss.
     """
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:
         return q_target(next_obs).max(dim=-1).values  # [B, A] -> [B]
 
@@ -74,7 +76,7 @@ class DoubleQNextValue:
     ``torch.no_grad()``.
     """
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:
         best = q(next_obs).argmax(dim=-1, keepdim=True)  # [B, 1] chosen by the online net
         return q_target(next_obs).gather(-1, best).squeeze(-1)  # [B] scored by the target net
@@ -115,7 +117,7 @@ def random_subset(n: int, m: int, generator: torch.Generator | None = None) -> T
     return torch.randperm(n, generator=generator, device=device)[:m]
 
 
-@torch.no_grad()
+@no_grad
 def soft_subset_min_value(
     actor: nn.Module,
     critic_target: nn.Module,
@@ -146,7 +148,7 @@ def soft_subset_min_value(
     return soft_min_value(actor, critic_target, next_obs, alpha, members)
 
 
-@torch.no_grad()
+@no_grad
 def soft_min_value(
     actor: nn.Module, critic_target: nn.Module, next_obs: Tensor, alpha: Tensor | float, members: Tensor
 ) -> Tensor:

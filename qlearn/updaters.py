@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch import Tensor, nn
+
+from qlearn.utils import no_grad
 
 
 def make_target(module: nn.Module) -> nn.Module:
@@ -64,7 +65,7 @@ class PolyakUpdate:
         if step % self.every == 0:  # checked first: most calls of a hard update do nothing
             self._move(online, target)
 
-    @torch.no_grad()
+    @no_grad
     def _move(self, online: nn.Module, target: nn.Module) -> None:
         params, target_params = list(online.parameters()), list(target.parameters())
         buffers, target_buffers = list(online.buffers()), list(target.buffers())

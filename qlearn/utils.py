@@ -1,4 +1,4 @@
-"""Seeding, device selection and RNG-state capture shared by trainers and entry points."""
+"""Seeding, device selection, RNG-state capture and the process-level helpers (autograd, GC, heap) of the loops."""
 
 from __future__ import annotations
 
@@ -9,12 +9,32 @@ import random
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from qlearn.errors import QlearnError
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def no_grad(fn: _Fn) -> _Fn:
+    """Decorator: run ``fn`` with autograd off, like ``@torch.no_grad()``, at no cost when it is already off.
+
+    ``@torch.no_grad()`` builds and enters a new context manager on every call (3-4 us on cpu2, as much as a
+    small tensor op). The online trainer collects experience with autograd off, so the ``act`` and next-value
+    calls it makes thousands of times per second skip that; called anywhere else they still never record a graph.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not torch.is_grad_enabled():
+            return fn(*args, **kwargs)
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def seed_everything(seed: int) -> None:

@@ -268,3 +268,25 @@ def test_the_loop_runs_with_the_objects_alive_at_its_start_frozen_and_unfreezes_
     make_trainer(Spy(), total_steps=200).run()
     assert seen and min(seen) > 1000  # torch, gymnasium and the test's objects are out of the collector's way
     assert gc.get_freeze_count() == 0
+
+
+def test_the_agent_acts_without_autograd_and_updates_and_callbacks_run_with_it() -> None:
+    modes: dict[str, set[bool]] = {"act": set(), "update": set(), "callback": set()}
+
+    class Spy(CountingAgent):
+        def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+            modes["act"].add(torch.is_grad_enabled())
+            return super().act(obs, deterministic)
+
+        def update(self, batch: Batch) -> Metrics:
+            modes["update"].add(torch.is_grad_enabled())
+            return super().update(batch)
+
+    def callback(trainer: OnlineTrainer, result: dict) -> None:
+        modes["callback"].add(torch.is_grad_enabled())
+
+    exploration = EpsilonGreedy(LinearSchedule(0.0, 0.0, 1), num_actions=2, seed=0)  # always greedy: act every step
+    make_trainer(Spy(), total_steps=200, eval_every=100, exploration=exploration,
+                 eval_env=make_env("CartPole-v1", seed=1), eval_episodes=1, on_evaluation=[callback]).run()
+    assert modes == {"act": {False}, "update": {True}, "callback": {True}}
+    assert torch.is_grad_enabled()  # restored after the run

@@ -6,13 +6,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
 from qlearn.networks.actors import CategoricalActor, GaussianActor
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.types import Batch, EnvSpec, Metrics
+from qlearn.utils import no_grad
 
 DEFAULT_LR = 3e-4
 
@@ -56,12 +56,12 @@ class BC(Agent):
             actor = GaussianActor(obs_dim, spec.action_low, spec.action_high, hidden_sizes, activation, dropout)
         return cls(actor, optimizer=adam(lr), **kwargs)
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         return self.actor.act(obs, deterministic=deterministic)
 
     def update(self, batch: Batch) -> Metrics:
         loss = -self.actor.log_prob(batch.obs, batch.action).mean()
         self._step("actor", loss)
-        self.num_updates += 1
+        self._count_update()
         return {"train/loss": loss.detach()}

@@ -16,6 +16,7 @@ from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import GreedyNextValue, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
+from qlearn.utils import no_grad
 
 NextValue = Callable[[nn.Module, nn.Module, Tensor], Tensor]
 
@@ -94,18 +95,20 @@ class DQN(Agent):
         q = build_q_network(spec.obs_shape, spec.num_actions, **net_cfg)
         return cls(q, spec.num_actions, optimizer=adam(lr, adam_eps), **kwargs)
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Greedy actions ``argmax_a Q(s, a)`` ``[E]``; epsilon-greedy exploration is the trainer's block."""
         return self.q(obs).argmax(dim=-1)
 
     def update(self, batch: Batch) -> Metrics:
+        q, q_target = self.q, self.q_target  # one nn.Module attribute lookup each
         with torch.no_grad():
-            next_v = self.next_value(self.q, self.q_target, batch.next_obs)  # [B]
+            next_v = self.next_value(q, q_target, batch.next_obs)  # [B]
             discount = self.gamma if batch.discount is None else batch.discount
             y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
-        q_all = self.q(batch.obs)  # [B, A]
-        q_a = q_all.gather(-1, batch.action.long().unsqueeze(-1)).squeeze(-1)  # [B]
+        q_all = q(batch.obs)  # [B, A]
+        action = batch.action if batch.action.dtype == torch.int64 else batch.action.long()
+        q_a = q_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)  # [B]
         loss = td_loss(q_a, y, kind=self.loss, weight=batch.weight)
         td = loss.detach()
         metrics: Metrics = {"train/td_loss": td, "train/q_mean": q_a.detach().mean()}
@@ -117,10 +120,9 @@ class DQN(Agent):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+            nn.utils.clip_grad_norm_(q.parameters(), self.max_grad_norm)
         optimizer.step()
-        self.num_updates += 1
-        self.target_updater(self.q, self.q_target, self.num_updates)
+        self.target_updater(q, q_target, self._count_update())
         metrics["train/loss"] = td if self.regularizer is None else loss.detach()
         if batch.weight is not None:  # prioritized replay: the trainer feeds |delta| back as priorities
             metrics["td_error"] = (q_a.detach() - y).abs()  # [B]

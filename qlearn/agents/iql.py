@@ -19,6 +19,7 @@ from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
+from qlearn.utils import no_grad
 
 DEFAULT_LR = 3e-4  # Kostrikov et al., 2022, reference configs/mujoco_config.py (actor, value and critic)
 
@@ -128,7 +129,7 @@ class IQL(Agent):
             **kwargs,
         )
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """The policy's mean / argmax action (deterministic) or a sample."""
         return self.actor.act(obs, deterministic=deterministic)
@@ -157,7 +158,7 @@ class IQL(Agent):
         critic_loss = ensemble_td_loss(q, y, kind="mse", weight=batch.weight)
         self._step("critic", critic_loss)
 
-        self.num_updates += 1
+        self._count_update()
         self.target_updater(self.critic, self.critic_target, self.num_updates)
         metrics: Metrics = {
             "train/loss": critic_loss.detach(),

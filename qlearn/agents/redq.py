@@ -19,6 +19,7 @@ from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import random_subset, soft_min_value, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
+from qlearn.utils import no_grad
 
 _ACTOR_Q = ("mean", "min")
 DEFAULT_LR = 3e-4  # Haarnoja et al., 2018, Table 1; the REDQ reference code
@@ -184,7 +185,7 @@ class REDQ(Agent):
         """The entropy temperature ``exp(log alpha)``, detached."""
         return self.log_alpha.detach().exp()
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Actions ``[E, A]`` in the env's bounds: sampled, or ``tanh(mean)`` rescaled when deterministic."""
         return self.actor.act(obs, deterministic=deterministic)
@@ -200,7 +201,7 @@ class REDQ(Agent):
             loss = loss + reg
             metrics["train/critic_regularizer"] = reg.detach()
         self._step("critic", loss)
-        self.num_updates += 1
+        self._count_update()
         if self.num_updates % self.actor_update_every == 0:
             self._actor_metrics = self._update_actor_and_alpha(batch.obs, alpha)
         self.target_updater(self.critic, self.critic_target, self.num_updates)

@@ -110,10 +110,12 @@ class ReplayBuffer:
         if shapes != self._shapes:
             self._shape_error(shapes)
         done = terminated | truncated if episode_end is None else np.asarray(episode_end, dtype=np.bool_)
-        written, invalidated = self._storage.add(obs, action, reward, next_obs, terminated, done)
-        self.sampler.on_write(written)
+        sampler = self.sampler
+        written, invalidated = self._storage.add(obs, action, reward, next_obs, terminated, done, sampler.tracks_writes)
+        if written is not None:
+            sampler.on_write(written)
         if invalidated is not None:
-            self.sampler.on_invalidate(invalidated)
+            sampler.on_invalidate(invalidated)
 
     def _shape_error(self, shapes: tuple[tuple[int, ...], ...]) -> None:
         names = ("obs", "action", "reward", "next_obs", "terminated", "truncated")

@@ -9,7 +9,9 @@ number per slot (or none). Protocol, all indices flat (``env * ring_size + slot`
 - ``on_invalidate(indices)``: the slot no longer starts a transition (overwritten, or a final frame);
 - ``weights(indices) -> [n] float32 | None``: called once per ``ReplayBuffer.sample``;
 - ``update_priorities(indices, td_error)``, ``state_dict()``, ``load_state_dict(state)``, ``nbytes``;
-- ``prioritized``: whether ``update_priorities`` does anything (the buffer skips the device-to-host copy if not).
+- ``prioritized``: whether ``update_priorities`` does anything (the buffer skips the device-to-host copy if not);
+- ``tracks_writes``: whether ``on_write``/``on_invalidate`` do anything now (if not, the buffer skips computing
+  their indices).
 """
 
 from __future__ import annotations
@@ -50,8 +52,13 @@ class UniformSampler:
             return r
         return (r // self._high) * self._ring + r % self._high
 
+    @property
+    def tracks_writes(self) -> bool:
+        """Only while the rings are still filling: writes then move ``high``."""
+        return self._high < self._ring
+
     def on_write(self, indices: np.ndarray) -> None:
-        if self._high < self._ring:  # only while the rings are still filling; a Python loop beats numpy at E <= 64
+        if self._high < self._ring:  # a Python loop beats numpy at E <= 64
             ring, high = self._ring, self._high
             for index in indices.tolist():
                 high = max(high, index % ring + 1)
@@ -85,6 +92,7 @@ class PrioritizedSampler:
     """
 
     prioritized = True
+    tracks_writes = True
 
     def __init__(self, alpha: float = 0.6, beta: float = 0.4, beta_steps: int = 100_000, eps: float = 1e-6) -> None:
         if alpha < 0:

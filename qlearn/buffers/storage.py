@@ -197,8 +197,9 @@ class TransitionStorage(RingStorage):
         return {**super().arrays(), "obs": self.obs}
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, None]:
-        """Write one transition per env; returns the flat indices written [E] (nothing else is invalidated)."""
+            terminated: np.ndarray, done: np.ndarray, indices: bool = True) -> tuple[np.ndarray | None, None]:
+        """Write one transition per env; returns the flat indices written [E] (``None`` unless ``indices``) and
+        ``None``: nothing else is invalidated."""
         C = self.ring
         written = int(self.written[0])
         slot = written % C
@@ -219,7 +220,7 @@ class TransitionStorage(RingStorage):
         self.written.fill(written)  # lockstep rings; fill is ten times cheaper than += 1 on a small array
         if written <= C:
             self.count = self.num_envs * written
-        return self.env_base + slot, None
+        return (self.env_base + slot if indices else None), None
 
     def all_valid(self, n: int) -> bool:
         """Whether every slot starts a valid sample: one-step samples from full rings (`check` is then skipped)."""
@@ -282,8 +283,9 @@ class FrameStorage(RingStorage):
         return {**super().arrays(), "frames": self.frames, "has_transition": self.has_transition, "step": self.step}
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Write one transition per env; returns (transition starts written [E], slots invalidated [E])."""
+            terminated: np.ndarray, done: np.ndarray, indices: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Write one transition per env; returns (transition starts written [E], slots invalidated [E]), computed
+        whatever ``indices`` says."""
         C = self.ring
         cut = self.stream_breaks(obs, self.open)
         if cut.any():  # obs does not continue the stream (reset mid-episode): close the episode as truncated

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qlearn.networks.mlp import hidden_layers
+from qlearn.utils import no_grad
 
 _LOG_2 = math.log(2.0)
 
@@ -90,7 +91,7 @@ class TanhGaussianActor(nn.Module):
         action = self.center + self.scale * torch.tanh(u)
         return action, tanh_gaussian_log_prob(u, mean, log_std, self.log_scale)
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Actions only, without autograd: ``[B, A]``."""
         return self(obs, deterministic)[0]
@@ -152,7 +153,7 @@ class GaussianActor(nn.Module):
         z = (action.to(mean.dtype) - mean) / std
         return (-0.5 * z.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """The mean action, or a sample clipped to the bounds: ``[B, A]``."""
         mean, std = self.distribution(obs)
@@ -190,7 +191,7 @@ class CategoricalActor(nn.Module):
         """``log pi(a|s)``: ``[B]``."""
         return F.log_softmax(self(obs), dim=-1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
 
-    @torch.no_grad()
+    @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Actions ``[B]`` (int64)."""
         logits = self(obs)

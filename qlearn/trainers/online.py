@@ -201,7 +201,9 @@ class OnlineTrainer(LoopControls):
         previous = self._catch_signals()
         bar = self._progress_bar(self.total_steps, self.env_step, "step")
         try:
-            with frozen_gc():  # the loop allocates little; full collections would walk every long-lived object
+            # The loop allocates little, so full collections would only walk every long-lived object again; and
+            # acting needs no autograd (`_train` and `_periodic` turn it back on): one switch instead of one per act.
+            with frozen_gc(), torch.no_grad():
                 self._collect_and_train(bar)
             self._check_finite()
             wall = time.perf_counter() - start_time
@@ -232,9 +234,11 @@ class OnlineTrainer(LoopControls):
             if any_done:
                 self._record_episodes(infos, done)
             if self.env_step >= self._next_update_step:
-                self._train()
+                with torch.enable_grad():
+                    self._train()
             if self.env_step >= self._next_event_step:  # logging, evaluation, checkpoints, signals
-                obs = self._periodic(obs, bar)
+                with torch.enable_grad():
+                    obs = self._periodic(obs, bar)
 
     def stop(self) -> None:
         """End training after the current step (e.g. from an ``on_evaluation`` callback): the loop
@@ -305,7 +309,7 @@ class OnlineTrainer(LoopControls):
         if self.env_step < self.random_steps:
             return self.env.action_space.sample()
 
-        def policy() -> np.ndarray:  # agents act without autograd (DQN.act runs under no_grad)
+        def policy() -> np.ndarray:  # autograd is off in the loop (and agents' act methods turn it off anyway)
             if self._cpu:
                 return self.agent.act(torch.from_numpy(obs), self.exploration is not None).numpy()
             return self.agent.act(torch.as_tensor(obs, device=self.device), self.exploration is not None).cpu().numpy()

@@ -43,8 +43,9 @@ def check_finite(pending: list[tuple[int, Tensor, Tensor]], run_dir: Path | None
     """
     if not pending:
         return
-    values = torch.stack([torch.stack((loss, q)) for _, loss, q in pending])  # [U, 2]
-    finite = torch.isfinite(values).all(dim=1)
+    losses = torch.stack([loss for _, loss, _ in pending])  # [U]
+    q_values = torch.stack([q for _, _, q in pending])  # [U]
+    finite = torch.isfinite(losses) & torch.isfinite(q_values)  # [U]
     steps = [step for step, _, _ in pending]
     pending.clear()
     if not bool(finite.all()):

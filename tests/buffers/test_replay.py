@@ -184,3 +184,14 @@ def test_errors_on_bad_input() -> None:
         ReplayBuffer(10, n_step=0)
     with pytest.raises(ValueError):  # ReplayBufferError is a ValueError
         ReplayBuffer(10, gamma=1.5)
+
+
+def test_uniform_sampler_tracks_writes_only_while_the_rings_fill() -> None:
+    buffer = ReplayBuffer(8, seed=0)  # 2 envs, rings of 4
+    obs, zeros = np.zeros((2, 3), np.float32), np.zeros(2)
+    for step in range(6):
+        buffer.add(obs + step, np.ones(2, np.int64), zeros, obs + step + 1, zeros, zeros)
+        assert buffer.sampler.tracks_writes == (step < 3)
+    drawn = np.concatenate([buffer.sample(8).index.numpy() for _ in range(500)])
+    counts = np.bincount(drawn, minlength=8)  # all 8 slots, ~500 each
+    assert counts.min() > 400 and counts.max() < 600
