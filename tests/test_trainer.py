@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 
 import gymnasium as gym
@@ -290,3 +291,21 @@ def test_the_agent_acts_without_autograd_and_updates_and_callbacks_run_with_it()
                  eval_env=make_env("CartPole-v1", seed=1), eval_episodes=1, on_evaluation=[callback]).run()
     assert modes == {"act": {False}, "update": {True}, "callback": {True}}
     assert torch.is_grad_enabled()  # restored after the run
+
+
+def test_a_trainer_runs_from_a_thread_other_than_the_main_one() -> None:
+    outcome: dict[str, object] = {}
+
+    def train() -> None:
+        try:
+            outcome["results"] = make_trainer(CountingAgent(), total_steps=150).run()
+        except Exception as error:  # reported below: an exception in a thread would not fail the test
+            outcome["error"] = error
+
+    handler = signal.getsignal(signal.SIGINT)
+    worker = threading.Thread(target=train)
+    worker.start()
+    worker.join()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["results"]["total_steps"] == 150
+    assert signal.getsignal(signal.SIGINT) is handler  # the main thread's handler is untouched

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ class LoopControls:
         raise NotImplementedError
 
     def _catch_signals(self) -> dict[int, Any]:
-        """Install the handlers; returns the previous ones for :meth:`_restore_signals`."""
+        """Install the handlers; returns the previous ones for :meth:`_restore_signals`.
+
+        Python delivers signals to the main thread only, so a loop run from another thread (a notebook's
+        background job, a benchmark harness) installs none and leaves signals to its host program.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return {}
         return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     @staticmethod
