@@ -13,9 +13,10 @@ Workloads (CleanRL settings, vwxyzjn/cleanrl dqn.py and dqn_atari.py):
 
 Each workload runs through qlearn (``OnlineTrainer`` + ``ReplayBuffer`` + ``DQN``) with 1 env and
 with a vector env, and as a bare PyTorch loop of the same work (plain env, numpy ring buffer, the
-same network, optimizer and update math, no library code). The workloads run in ``--repeats``
-interleaved rounds in this process (order reversed every other round); a rate is the median over rounds and "time vs bare loop" the
-median of the per-round ratios, so slow drifts of a shared machine cancel.
+same network, optimizer and update math, no library code). In each of ``--repeats`` rounds the
+workloads take turns of ``--chunk`` env steps (``benchmarks/turns.py``), so the drifts of a shared
+machine hit them alike; a rate is the median over rounds and "time vs bare loop" the median of the
+per-round ratios.
 """
 
 from __future__ import annotations
@@ -44,18 +45,20 @@ from qlearn import (
 from qlearn.envs import make_single_env
 from qlearn.networks.q import build_q_network
 from qlearn.targets import DoubleQNextValue
+from turns import Tick, TickingEnv, Turns
 
 FRAME_BYTES = 84 * 84
 
 
-def interleaved(repeats: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Rates of every workload, run in rounds (one of each per round, in reversed order every other
-    round), so slow drifts of a shared machine hit all of them alike; ratios are taken within a round."""
+def rounds(repeats: int, chunk: int, total_steps: int, timed_from: int,
+           runs: dict[str, Callable[[Tick], float]]) -> dict[str, list[float]]:
+    """Rates of every workload over ``repeats`` rounds of `Turns` (the order reversed every other round)."""
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for round_index in range(repeats):
         order = list(runs) if round_index % 2 == 0 else list(runs)[::-1]
-        for name in order:
-            rates[name].append(runs[name]())
+        measured = Turns(chunk, total_steps, timed_from).run({name: runs[name] for name in order})
+        for name, rate in measured.items():
+            rates[name].append(rate)
     return rates
 
 
@@ -79,11 +82,13 @@ def replay_bytes_per_transition(capacity: int = 20_000) -> float:
 def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts: int, train_every: int,
                batch_size: int, target_every_updates: int, lr: float, eps_steps: int, device: str,
                capacity: int, frame_stack: int | None, hidden: tuple[int, ...], timed_from: int,
-               double_q: bool = False) -> float:
+               double_q: bool = False, tick: Tick | None = None) -> float:
     """Env steps per second of qlearn's trainer, timed from env step ``timed_from`` to the end;
-    ``double_q`` swaps in the Double DQN target block."""
+    ``double_q`` swaps in the Double DQN target block; ``tick`` is called before every env step (`Turns`)."""
     torch.manual_seed(0)
     env = make_env(env_id, num_envs=num_envs, seed=0)
+    if tick is not None:
+        env = TickingEnv(env, tick)
     spec = EnvSpec.from_env(env)
     network = {"kind": "auto", "hidden_sizes": hidden}
     agent = DQN.from_spec(spec, network=network, lr=lr, loss="mse", max_grad_norm=None,
@@ -108,9 +113,10 @@ def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts:
 # --------------------------------------------------------------------------- bare PyTorch loop
 def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every: int, batch_size: int,
              target_every_steps: int, lr: float, eps_steps: int, device: str, capacity: int,
-             hidden: tuple[int, ...], timed_from: int, double_q: bool = False) -> float:
+             hidden: tuple[int, ...], timed_from: int, double_q: bool = False, tick: Tick | None = None) -> float:
     """The same work with no library code: one plain env, numpy storage, inline update math
-    (``double_q``: the target network evaluates the online network's argmax, van Hasselt et al., 2016)."""
+    (``double_q``: the target network evaluates the online network's argmax, van Hasselt et al., 2016);
+    ``tick`` is called before every env step (`Turns`)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     env = make_single_env(env_id)
@@ -127,6 +133,8 @@ def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every
     size = pos = 0
     start = time.perf_counter()
     for step in range(total_steps):
+        if tick is not None:
+            tick(step)
         if step == timed_from:
             start = time.perf_counter()
         eps = max(0.05, 1.0 - 0.95 * step / eps_steps)
@@ -172,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["memory", "cartpole", "pong"], default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=2_000, help="env steps per turn on CartPole (Pong: a tenth)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--cartpole-steps", type=int, default=40_000)
@@ -194,22 +203,24 @@ def main() -> None:
         steps = args.cartpole_steps
         common = dict(total_steps=steps, learning_starts=args.cartpole_learning_starts, train_every=10, batch_size=128, lr=2.5e-4,
                       eps_steps=steps // 2, device=args.device, capacity=10_000, hidden=(120, 84), timed_from=0)
-        runs = {"bare PyTorch loop": lambda: bare_run("CartPole-v1", target_every_steps=500, **common)}
+        runs = {"bare PyTorch loop": lambda tick: bare_run("CartPole-v1", target_every_steps=500, tick=tick, **common)}
         for num_envs in (1, args.num_envs):
-            runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda num_envs=num_envs: qlearn_run(
-                "CartPole-v1", num_envs=num_envs, target_every_updates=50, frame_stack=None, **common)
-        report(f"CartPole-v1 DQN, {steps:,} env steps", interleaved(args.repeats, runs))
+            runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda tick, num_envs=num_envs: qlearn_run(
+                "CartPole-v1", num_envs=num_envs, target_every_updates=50, frame_stack=None, tick=tick, **common)
+        report(f"CartPole-v1 DQN, {steps:,} env steps", rounds(args.repeats, args.chunk, steps, 0, runs))
 
     if args.only in (None, "pong"):
         prefill, timed = args.pong_prefill, args.pong_steps
         common = dict(total_steps=prefill + timed, learning_starts=prefill, train_every=4, batch_size=32, lr=1e-4,
                       eps_steps=prefill // 2, device=args.device, capacity=prefill + timed + 100,
                       hidden=(512,), timed_from=prefill)
-        runs = {"bare PyTorch loop": lambda: bare_run("PongNoFrameskip-v4", target_every_steps=1000, **common)}
+        common["timed_from"] = 0  # `Turns` leaves out the turns before the prefill's end
+        runs = {"bare PyTorch loop": lambda tick: bare_run("PongNoFrameskip-v4", target_every_steps=1000, tick=tick, **common)}
         for num_envs in (1, args.num_envs):
-            runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda num_envs=num_envs: qlearn_run(
-                "PongNoFrameskip-v4", num_envs=num_envs, target_every_updates=250, frame_stack=4, **common)
-        report(f"Pong DQN after learning starts, {timed:,} timed env steps", interleaved(args.repeats, runs))
+            runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda tick, num_envs=num_envs: qlearn_run(
+                "PongNoFrameskip-v4", num_envs=num_envs, target_every_updates=250, frame_stack=4, tick=tick, **common)
+        turns = rounds(args.repeats, max(args.chunk // 10, 8), prefill + timed, prefill, runs)
+        report(f"Pong DQN after learning starts, {timed:,} timed env steps", turns)
 
 
 def report(title: str, rates: dict[str, list[float]]) -> None:

@@ -11,6 +11,9 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 
+_FLAGS = (np.zeros(1, dtype=np.bool_), np.ones(1, dtype=np.bool_))  # copied per step: a third of np.array([flag])
+
+
 def batch_info(info: dict[str, Any]) -> dict[str, Any]:
     """A single env's info as a one-env vector info: every value in a length-1 array with a ``_key`` mask."""
     out: dict[str, Any] = {}
@@ -69,8 +72,8 @@ class SingleEnvVector(gym.vector.VectorEnv):
                 "final_info": infos,
                 "_final_info": np.ones(1, dtype=np.bool_),
             }
-        return (np.array(obs)[None], np.array([reward], dtype=np.float64), np.array([terminated]),
-                np.array([truncated]), infos)
+        return (np.array(obs)[None], np.array((reward,), dtype=np.float64), _FLAGS[bool(terminated)].copy(),
+                _FLAGS[bool(truncated)].copy(), infos)
 
     def render(self) -> Any:
         return self.env.render()

@@ -98,7 +98,7 @@ class DQN(Agent):
     @no_grad
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Greedy actions ``argmax_a Q(s, a)`` ``[E]``; epsilon-greedy exploration is the trainer's block."""
-        return self.q(obs).argmax(dim=-1)
+        return self._modules["q"](obs).argmax(dim=-1)  # `self.q` goes through nn.Module.__getattr__: 1-2 us a step
 
     def update(self, batch: Batch) -> Metrics:
         q, q_target = self.q, self.q_target  # one nn.Module attribute lookup each
