@@ -31,6 +31,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from turns import Tick, TickingEnv, Turns
 
 from qlearn import (
     DQN,
@@ -45,7 +46,6 @@ from qlearn import (
 from qlearn.envs import make_single_env
 from qlearn.networks.q import build_q_network
 from qlearn.targets import DoubleQNextValue
-from turns import Tick, TickingEnv, Turns
 
 FRAME_BYTES = 84 * 84
 

@@ -10,7 +10,6 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-
 _FLAGS = (np.zeros(1, dtype=np.bool_), np.ones(1, dtype=np.bool_))  # copied per step: a third of np.array([flag])
 
 
