@@ -65,11 +65,11 @@ def rss_mib() -> float:
 def cartpole(agent: str, n: int, repeats: int, device: str) -> tuple[list[float], list[float], str]:
     common = {"double_q": agent == "double_dqn", "total_steps": n, "learning_starts": n // 4, "train_every": 10, "batch_size": 128, "lr": 2.5e-4,
               "eps_steps": n // 2, "device": device, "capacity": 10_000, "hidden": (120, 84), "timed_from": 0}
-    ql, bare = [], []
-    for _ in range(repeats):
-        bare.append(dqn_speed.bare_run("CartPole-v1", target_every_steps=500, **common))
-        ql.append(dqn_speed.qlearn_run("CartPole-v1", num_envs=1, target_every_updates=50, frame_stack=None, **common))
-    return ql, bare, f"CartPole-v1, 1 env, {n:,} steps, {(n - n // 4) // 10:,} updates"
+    runs = {"bare": lambda tick: dqn_speed.bare_run("CartPole-v1", target_every_steps=500, tick=tick, **common),
+            "qlearn": lambda tick: dqn_speed.qlearn_run("CartPole-v1", num_envs=1, target_every_updates=50,
+                                                        frame_stack=None, tick=tick, **common)}
+    rates = dqn_speed.rounds(repeats, min(2_000, n), n, 0, runs)  # in turns: see benchmarks/turns.py
+    return rates["qlearn"], rates["bare"], f"CartPole-v1, 1 env, {n:,} steps, {(n - n // 4) // 10:,} updates"
 
 
 def hopper(agent: str, n: int, repeats: int, device: str) -> tuple[list[float], list[float], str]:
