@@ -96,9 +96,9 @@ class TickingEnv(gym.vector.VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, tick: Tick) -> None:
         super().__init__(env)
-        self._tick, self._env_steps = tick, 0
+        self._tick, self._env_steps, self._num_envs = tick, 0, env.num_envs
 
     def step(self, actions: Any) -> Any:
         self._tick(self._env_steps)
-        self._env_steps += self.num_envs
+        self._env_steps += self._num_envs
         return self.env.step(actions)

@@ -80,18 +80,24 @@ def test_terminated_vs_truncated() -> None:
     assert seen[[3, 4, 19]].all()  # terminated, truncated, terminated and truncated
 
 
-def test_continuous_actions_and_uint8_obs() -> None:
-    buffer = ReplayBuffer(16, seed=3)
+@pytest.mark.parametrize("num_envs", [1, 2])  # 1 env takes the item-write path
+def test_continuous_actions_and_uint8_obs(num_envs: int) -> None:
+    buffer = ReplayBuffer(8 * num_envs, seed=3)
     for t in range(6):
-        obs = np.full((2, 3, 3), t, dtype=np.uint8)
-        act = np.array([[t, -t], [t + 0.5, 0.0]], dtype=np.float64)
-        buffer.add(obs, act, np.zeros(2), obs, np.zeros(2, bool), np.zeros(2, bool))
-    batch = buffer.sample(8)
-    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (8, 3, 3)
-    assert batch.action.dtype == torch.float32 and batch.action.shape == (8, 2)
+        obs = np.full((num_envs, 3, 3), t, dtype=np.uint8)
+        act = np.array([[t, -t], [t + 0.5, 0.0]], dtype=np.float64)[:num_envs]
+        reward, terminated = np.full(num_envs, t / 2), np.full(num_envs, t == 5)
+        buffer.add(obs, act, reward, obs + 1, terminated, np.zeros(num_envs, bool))
+    batch = buffer.sample(6)
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (6, 3, 3)
+    assert batch.action.dtype == torch.float32 and batch.action.shape == (6, 2)
     t = batch.obs[:, 0, 0].numpy().astype(np.float32)
     env = batch.index.numpy() // 8
     np.testing.assert_array_equal(batch.action[:, 0].numpy(), t + 0.5 * env)
+    np.testing.assert_array_equal(batch.action[:, 1].numpy(), np.where(env == 0, -t, 0.0))
+    np.testing.assert_array_equal(batch.next_obs[:, 0, 0].numpy(), t + 1)
+    np.testing.assert_array_equal(batch.reward.numpy(), t / 2)
+    np.testing.assert_array_equal(batch.terminated.numpy(), (t == 5).astype(np.float32))
 
 
 def test_nbytes_counts_every_array() -> None:
