@@ -71,7 +71,7 @@ def replay_bytes_per_transition(capacity: int = 20_000) -> float:
     rng = np.random.default_rng(0)
     for _ in range(capacity + 100):  # wrap the ring once
         action = rng.integers(env.single_action_space.n, size=1)
-        next_obs, reward, terminated, truncated, infos = env.step(action)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         obs = next_obs
     env.close()
@@ -201,8 +201,9 @@ def main() -> None:
 
     if args.only in (None, "cartpole"):
         steps = args.cartpole_steps
-        common = dict(total_steps=steps, learning_starts=args.cartpole_learning_starts, train_every=10, batch_size=128, lr=2.5e-4,
-                      eps_steps=steps // 2, device=args.device, capacity=10_000, hidden=(120, 84), timed_from=0)
+        common = {"total_steps": steps, "learning_starts": args.cartpole_learning_starts, "train_every": 10,
+                  "batch_size": 128, "lr": 2.5e-4, "eps_steps": steps // 2, "device": args.device, "capacity": 10_000,
+                  "hidden": (120, 84), "timed_from": 0}
         runs = {"bare PyTorch loop": lambda tick: bare_run("CartPole-v1", target_every_steps=500, tick=tick, **common)}
         for num_envs in (1, args.num_envs):
             runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda tick, num_envs=num_envs: qlearn_run(
@@ -211,10 +212,9 @@ def main() -> None:
 
     if args.only in (None, "pong"):
         prefill, timed = args.pong_prefill, args.pong_steps
-        common = dict(total_steps=prefill + timed, learning_starts=prefill, train_every=4, batch_size=32, lr=1e-4,
-                      eps_steps=prefill // 2, device=args.device, capacity=prefill + timed + 100,
-                      hidden=(512,), timed_from=prefill)
-        common["timed_from"] = 0  # `Turns` leaves out the turns before the prefill's end
+        common = {"total_steps": prefill + timed, "learning_starts": prefill, "train_every": 4, "batch_size": 32,
+                  "lr": 1e-4, "eps_steps": prefill // 2, "device": args.device, "capacity": prefill + timed + 100,
+                  "hidden": (512,), "timed_from": 0}  # one run each: `Turns` leaves out the turns of the prefill
         runs = {"bare PyTorch loop": lambda tick: bare_run("PongNoFrameskip-v4", target_every_steps=1000, tick=tick, **common)}
         for num_envs in (1, args.num_envs):
             runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda tick, num_envs=num_envs: qlearn_run(
