@@ -299,7 +299,7 @@ def test_a_trainer_runs_from_a_thread_other_than_the_main_one() -> None:
     def train() -> None:
         try:
             outcome["results"] = make_trainer(CountingAgent(), total_steps=150).run()
-        except Exception as error:  # reported below: an exception in a thread would not fail the test
+        except Exception as error:  # noqa: BLE001 - reported below: a thread's exception would not fail the test
             outcome["error"] = error
 
     handler = signal.getsignal(signal.SIGINT)
