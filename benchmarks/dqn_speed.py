@@ -25,7 +25,6 @@ import argparse
 import copy
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -51,7 +50,7 @@ FRAME_BYTES = 84 * 84
 
 
 def rounds(repeats: int, chunk: int, total_steps: int, timed_from: int,
-           runs: dict[str, Callable[[Tick], float]]) -> dict[str, list[float]]:
+           runs: dict[str, Callable[[Tick], None]]) -> dict[str, list[float]]:
     """Rates of every workload over ``repeats`` rounds of `Turns` (the order reversed every other round)."""
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for round_index in range(repeats):
@@ -81,14 +80,12 @@ def replay_bytes_per_transition(capacity: int = 20_000) -> float:
 # --------------------------------------------------------------------------- qlearn runs
 def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts: int, train_every: int,
                batch_size: int, target_every_updates: int, lr: float, eps_steps: int, device: str,
-               capacity: int, frame_stack: int | None, hidden: tuple[int, ...], timed_from: int,
-               double_q: bool = False, tick: Tick | None = None) -> float:
-    """Env steps per second of qlearn's trainer, timed from env step ``timed_from`` to the end;
-    ``double_q`` swaps in the Double DQN target block; ``tick`` is called before every env step (`Turns`)."""
+               capacity: int, frame_stack: int | None, hidden: tuple[int, ...], tick: Tick,
+               double_q: bool = False) -> None:
+    """qlearn's trainer on the workload; ``tick`` is called before every env step (`Turns` times it) and
+    ``double_q`` swaps in the Double DQN target block."""
     torch.manual_seed(0)
-    env = make_env(env_id, num_envs=num_envs, seed=0)
-    if tick is not None:
-        env = TickingEnv(env, tick)
+    env = TickingEnv(make_env(env_id, num_envs=num_envs, seed=0), tick)
     spec = EnvSpec.from_env(env)
     network = {"kind": "auto", "hidden_sizes": hidden}
     agent = DQN.from_spec(spec, network=network, lr=lr, loss="mse", max_grad_norm=None,
@@ -99,24 +96,17 @@ def qlearn_run(env_id: str, *, num_envs: int, total_steps: int, learning_starts:
     trainer = OnlineTrainer(agent, env, buffer, exploration=exploration, total_steps=total_steps,
                             learning_starts=learning_starts, train_every=train_every, batch_size=batch_size,
                             eval_every=0, log_every=10**9, seed=0, progress=False)
-    if timed_from > 0:
-        trainer.total_steps = timed_from
-        trainer.run()  # untimed prefix (e.g. filling the buffer before learning starts)
-        trainer.total_steps = total_steps
-    start = time.perf_counter()
     trainer.run()
-    elapsed = time.perf_counter() - start
     env.close()
-    return (total_steps - timed_from) / elapsed
 
 
 # --------------------------------------------------------------------------- bare PyTorch loop
 def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every: int, batch_size: int,
              target_every_steps: int, lr: float, eps_steps: int, device: str, capacity: int,
-             hidden: tuple[int, ...], timed_from: int, double_q: bool = False, tick: Tick | None = None) -> float:
+             hidden: tuple[int, ...], tick: Tick, double_q: bool = False) -> None:
     """The same work with no library code: one plain env, numpy storage, inline update math
     (``double_q``: the target network evaluates the online network's argmax, van Hasselt et al., 2016);
-    ``tick`` is called before every env step (`Turns`)."""
+    ``tick`` is called before every env step (`Turns` times it)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     env = make_single_env(env_id)
@@ -131,12 +121,8 @@ def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every
     rew_buf = np.zeros(capacity, dtype=np.float32)
     term_buf = np.zeros(capacity, dtype=np.float32)
     size = pos = 0
-    start = time.perf_counter()
     for step in range(total_steps):
-        if tick is not None:
-            tick(step)
-        if step == timed_from:
-            start = time.perf_counter()
+        tick(step)
         eps = max(0.05, 1.0 - 0.95 * step / eps_steps)
         if rng.random() < eps:
             action = int(rng.integers(n_actions))
@@ -170,9 +156,7 @@ def bare_run(env_id: str, *, total_steps: int, learning_starts: int, train_every
             opt.step()
             if step % target_every_steps == 0:
                 q_target.load_state_dict(q.state_dict())
-    elapsed = time.perf_counter() - start
     env.close()
-    return (total_steps - timed_from) / elapsed
 
 
 # --------------------------------------------------------------------------- main
@@ -203,7 +187,7 @@ def main() -> None:
         steps = args.cartpole_steps
         common = {"total_steps": steps, "learning_starts": args.cartpole_learning_starts, "train_every": 10,
                   "batch_size": 128, "lr": 2.5e-4, "eps_steps": steps // 2, "device": args.device, "capacity": 10_000,
-                  "hidden": (120, 84), "timed_from": 0}
+                  "hidden": (120, 84)}
         runs = {"bare PyTorch loop": lambda tick: bare_run("CartPole-v1", target_every_steps=500, tick=tick, **common)}
         for num_envs in (1, args.num_envs):
             runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda tick, num_envs=num_envs: qlearn_run(
@@ -214,7 +198,7 @@ def main() -> None:
         prefill, timed = args.pong_prefill, args.pong_steps
         common = {"total_steps": prefill + timed, "learning_starts": prefill, "train_every": 4, "batch_size": 32,
                   "lr": 1e-4, "eps_steps": prefill // 2, "device": args.device, "capacity": prefill + timed + 100,
-                  "hidden": (512,), "timed_from": 0}  # one run each: `Turns` leaves out the turns of the prefill
+                  "hidden": (512,)}  # one run each: `Turns` leaves out the turns of the prefill
         runs = {"bare PyTorch loop": lambda tick: bare_run("PongNoFrameskip-v4", target_every_steps=1000, tick=tick, **common)}
         for num_envs in (1, args.num_envs):
             runs[f"qlearn, {num_envs} env{'s' if num_envs > 1 else ''}"] = lambda tick, num_envs=num_envs: qlearn_run(

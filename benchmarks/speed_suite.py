@@ -64,7 +64,7 @@ def rss_mib() -> float:
 # --------------------------------------------------------------------------- qlearn vs bare
 def cartpole(agent: str, n: int, repeats: int, device: str) -> tuple[list[float], list[float], str]:
     common = {"double_q": agent == "double_dqn", "total_steps": n, "learning_starts": n // 4, "train_every": 10, "batch_size": 128, "lr": 2.5e-4,
-              "eps_steps": n // 2, "device": device, "capacity": 10_000, "hidden": (120, 84), "timed_from": 0}
+              "eps_steps": n // 2, "device": device, "capacity": 10_000, "hidden": (120, 84)}
     runs = {"bare": lambda tick: dqn_speed.bare_run("CartPole-v1", target_every_steps=500, tick=tick, **common),
             "qlearn": lambda tick: dqn_speed.qlearn_run("CartPole-v1", num_envs=1, target_every_updates=50,
                                                         frame_stack=None, tick=tick, **common)}
