@@ -16,8 +16,10 @@ from qlearn.offline import (
     DatasetError,
     OfflineDataset,
     load_dataset,
+    load_training_dataset,
     normalize_env_observations,
     normalized_score,
+    prepare_dataset,
     reference_scores,
     save_dataset,
 )
@@ -443,6 +445,58 @@ def test_normalize_env_observations_transforms_reset_step_and_final_obs() -> Non
     assert finals > 0
     raw.close()
     wrapped.close()
+
+
+# ---------------------------------------------------------------------- preparation for training
+def episodes_file(tmp_path: Path, n: int = 300, **overrides: np.ndarray) -> Path:
+    """A Hopper-shaped file of n rows in episodes of 50 (timeouts), rewards differing per episode."""
+    arrays = flat(n)
+    arrays["timeouts"][49::50] = True
+    arrays["rewards"] += np.repeat(np.arange(n // 50), 50).astype(np.float32)
+    return save_dataset(tmp_path / "d.hdf5", {**arrays, **overrides}, {"env_id": "Hopper-v5"})
+
+
+@pytest.mark.parametrize("key, options", [("rewards", {"reward_scale": "iql"}),
+                                          ("observations", {"normalize_observations": True})])
+def test_prepare_names_the_stored_bad_row_before_any_transform(tmp_path: Path, key: str, options: dict) -> None:
+    bad = flat(300)[key]
+    bad[123] = np.nan  # a transform computed over the whole column would spread it to every row
+    dataset, env_id = load_training_dataset({"path": episodes_file(tmp_path, **{key: bad})}, None, device="cpu", seed=0)
+    assert env_id == "Hopper-v5"  # from the file's metadata
+    stored = getattr(dataset, key).clone()
+    with pytest.raises(DatasetError, match=rf"'{key}' has NaN or inf in 1 row \(first at row 123\)"):
+        prepare_dataset(dataset, HOPPER, options, env_id)
+    torch.testing.assert_close(getattr(dataset, key), stored, equal_nan=True)
+
+
+def test_prepare_transforms_after_validating_and_returns_what_the_env_needs(tmp_path: Path) -> None:
+    dataset, env_id = load_training_dataset({"path": episodes_file(tmp_path)}, "Hopper-v5", device="cpu", seed=0)
+    raw_rewards, raw_obs = dataset.rewards.clone(), dataset.observations.clone()
+    scale = dataset.iql_reward_scale()
+    options = {"reward_scale": "iql", "reward_shift": -1.0, "normalize_observations": True}
+    prepared = prepare_dataset(dataset, HOPPER, options, env_id)
+    assert prepared.dataset is dataset and prepared.env_id == "Hopper-v5"
+    assert prepared.reward == (pytest.approx(scale), -1.0)
+    torch.testing.assert_close(dataset.rewards, raw_rewards * scale - 1.0)
+    mean, std = prepared.obs_stats
+    torch.testing.assert_close(dataset.observations, (raw_obs - torch.as_tensor(mean)) / torch.as_tensor(std))
+    plain = prepare_dataset(load_training_dataset({"path": episodes_file(tmp_path / "x")}, None, device="cpu",
+                                                  seed=0)[0], HOPPER, {}, "Hopper-v5")
+    assert plain.reward == (1.0, 0.0) and plain.obs_stats is None
+
+
+def test_preparation_refuses_missing_path_unknown_env_and_bad_scale(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="pass dataset.path="):
+        load_training_dataset({"path": None}, "Hopper-v5", device="cpu", seed=0)
+    no_env = save_dataset(tmp_path / "n.hdf5", flat(6), {})
+    with pytest.raises(DatasetError, match="does not say which env it comes from; pass env.id="):
+        load_training_dataset({"path": no_env}, None, device="cpu", seed=0)
+    dataset, env_id = load_training_dataset({"path": no_env}, "Hopper-v5", device="cpu", seed=0)
+    observations = dataset.observations.clone()
+    with pytest.raises(DatasetError, match="reward_scale must be null, iql or a number, got 'iqll'"):
+        prepare_dataset(dataset, HOPPER, {"reward_scale": "iqll", "normalize_observations": True}, env_id)
+    torch.testing.assert_close(dataset.observations, observations)  # a refused dataset is left as loaded
+    assert dataset.obs_mean is None
 
 
 # ---------------------------------------------------------------------- scores

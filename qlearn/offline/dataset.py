@@ -272,7 +272,7 @@ class OfflineDataset:
             if count:
                 first = int(torch.nonzero(bad)[0, 0])
                 raise DatasetError(
-                    f"dataset {key!r} has NaN or inf in {count} rows (first at row {first}); "
+                    f"dataset {key!r} has NaN or inf in {count} row{'s' if count > 1 else ''} (first at row {first}); "
                     "drop or repair those transitions before training."
                 )
 
