@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from qlearn.errors import QlearnError
-from qlearn.reports import iqm, load_references, matching, read_sweep, stratified_bootstrap_ci, write_report
+from qlearn.reports import (
+    group_runs, iqm, load_references, matching, read_sweep, stratified_bootstrap_ci, write_report,
+)
 from qlearn.reports.reference import dataset_kind, env_family
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,8 +95,11 @@ def test_the_repository_reference_files_load() -> None:
     assert all(r.source for r in refs)
 
 
-def fake_run(directory: Path, seed: int, final: float, curve: list[tuple[int, float]], agent: str = "dqn") -> None:
+def fake_run(directory: Path, seed: int, final: float, curve: list[tuple[int, float]], agent: str = "dqn",
+             config: dict | None = None) -> None:
     directory.mkdir(parents=True)
+    if config is not None:
+        (directory / "config.yaml").write_text(yaml.safe_dump(config))
     (directory / "results.json").write_text(json.dumps({
         "agent": agent, "env_id": "CartPole-v1", "seed": seed, "total_steps": curve[-1][0], "updates": 0,
         "final_eval": {"mean": final, "std": 0.0, "episodes": 10},
@@ -121,6 +127,34 @@ def test_report_aggregates_seeds_and_states_the_gap(tmp_path: Path) -> None:
     assert float(rows[1][4]) == pytest.approx(np.mean([0.0, 10.0, 20.0, 30.0, 40.0]))
     assert (tmp_path / "out" / "dqn_on_CartPole-v1.png").stat().st_size > 1000
     assert len((tmp_path / "out" / "runs.csv").read_text().splitlines()) == 7
+
+
+def dqn_config(seed: int, lr: float, total_steps: int = 2000, **top: object) -> dict:
+    """A resolved config as qlearn-train stores it: the seed copied into agent.seed, total_steps into trainer."""
+    return {"seed": seed, "device": "cpu", "total_steps": total_steps, "resume": None, "logger": {"csv": False},
+            "agent": {"lr": lr, "gamma": 0.99, "seed": seed}, "trainer": {"total_steps": total_steps}, **top}
+
+
+def test_runs_are_grouped_by_every_setting_but_the_seed(tmp_path: Path) -> None:
+    for lr in (1e-3, 1e-4):
+        fake_run(tmp_path / "runs" / f"lr{lr}_seed0", 0, 100.0, [(2000, 100.0)], config=dqn_config(0, lr))
+        fake_run(tmp_path / "runs" / f"lr{lr}_seed1", 1, 200.0, [(2000, 200.0)],  # resumed, logged otherwise
+                 config=dqn_config(1, lr, resume="/somewhere/else", logger={"csv": True}))
+    groups = group_runs(read_sweep(tmp_path / "runs"))
+    assert {name: [r.seed for r in runs] for name, runs in groups.items()} == {
+        "dqn on CartPole-v1 agent.lr=0.0001": [0, 1], "dqn on CartPole-v1 agent.lr=0.001": [0, 1]}
+    text = write_report(read_sweep(tmp_path / "runs"), [], tmp_path / "out", reps=50).read_text()
+    assert "## dqn on CartPole-v1 agent.lr=0.001\n" in text and "seeds: 0, 1;" in text and "seeds: 0, 0" not in text
+    with open(tmp_path / "out" / "runs.csv") as f:
+        assert sorted(row[0] for row in list(csv.reader(f))[1:]) == ["dqn on CartPole-v1 agent.lr=0.0001"] * 2 + [
+            "dqn on CartPole-v1 agent.lr=0.001"] * 2
+
+
+def test_a_setting_and_its_interpolated_copies_are_named_once(tmp_path: Path) -> None:
+    for steps in (1000, 2000):
+        fake_run(tmp_path / f"s{steps}", 0, 1.0, [(steps, 1.0)], config=dqn_config(0, 1e-3, total_steps=steps))
+    assert list(group_runs(read_sweep(tmp_path))) == ["dqn on CartPole-v1 total_steps=1000",
+                                                      "dqn on CartPole-v1 total_steps=2000"]
 
 
 def test_read_sweep_refuses_an_empty_directory(tmp_path: Path) -> None:

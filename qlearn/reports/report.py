@@ -38,7 +38,7 @@ class Summary:
 
 
 def summarize(runs: list[Run], references: list[Reference], reps: int = 2000) -> list[Summary]:
-    """One :class:`Summary` per experiment (runs sharing agent, env and dataset)."""
+    """One :class:`Summary` per experiment (runs whose configs differ only in the seed, see `group_runs`)."""
     summaries = []
     for label, group in group_runs(runs).items():
         offline = group[0].offline and all(r.normalized is not None for r in group)
@@ -110,9 +110,10 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
     with open(out_dir / "runs.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["experiment", "seed", "final_return", "normalized_score", "budget", "wall_time_s", "path"])
-        for run in runs:
-            writer.writerow([run.label, run.seed, run.final, run.normalized, run.budget, round(run.wall_time_s, 1),
-                             os.path.relpath(run.path, out_dir)])
+        for summary in summaries:
+            for run in summary.runs:
+                writer.writerow([summary.label, run.seed, run.final, run.normalized, run.budget,
+                                 round(run.wall_time_s, 1), os.path.relpath(run.path, out_dir)])
     lines = ["# qlearn reproduction report", ""]
     if command:
         lines += ["```bash", command, "```", ""]

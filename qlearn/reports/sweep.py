@@ -1,15 +1,24 @@
-"""Read the runs of a sweep directory (one ``results.json`` per run) into one table."""
+"""Read the runs of a sweep directory (one ``results.json`` per run) into one table, grouped into experiments.
+
+An experiment is every run with the same resolved config (``config.yaml``) except its seed: a sweep over
+``agent.lr=1e-3,1e-4`` is two experiments, not two seeds of one.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from qlearn.errors import QlearnError
+
+# Config keys that differ between runs of one experiment without changing what is trained (besides any
+# ``*.seed``, e.g. ``agent.seed: ${seed}``): where a resumed run came from, and what is logged or kept on disk.
+NOT_SETTINGS = ("resume", "logger", "trainer.keep_checkpoints", "trainer.save_buffer")
 
 
 @dataclass
@@ -27,6 +36,7 @@ class Run:
     returns: np.ndarray          # mean greedy return at each point
     budget: int                  # env steps (online) or updates (offline) the run trained for
     wall_time_s: float
+    settings: dict[str, Any] = field(default_factory=dict)  # flat config.yaml without seeds and NOT_SETTINGS
 
     @property
     def offline(self) -> bool:
@@ -34,7 +44,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        """``agent on env`` (``/dataset`` offline): runs with the same label are seeds of one experiment."""
+        """``agent on env`` (``/dataset`` offline); `group_runs` adds the settings that tell experiments apart."""
         return f"{self.agent} on {self.env_id}" + (f" / {Path(self.dataset).name}" if self.dataset else "")
 
 
@@ -51,9 +61,32 @@ def read_run(results_path: Path) -> Run:
             steps=np.array([e["step"] for e in curve], dtype=np.int64),
             returns=np.array([e["mean"] for e in curve], dtype=np.float64),
             budget=int(data["updates"] if offline else data["total_steps"]), wall_time_s=float(data["wall_time_s"]),
+            settings=read_settings(results_path.parent / "config.yaml"),
         )
     except (KeyError, TypeError) as exc:
         raise QlearnError(f"{results_path} is not a qlearn-train results.json (missing {exc}).") from exc
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}"))
+    return flat
+
+
+def _is_setting(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] != "seed" and not any(key == k or key.startswith(k + ".") for k in NOT_SETTINGS)
+
+
+def read_settings(config_path: Path) -> dict[str, Any]:
+    """A run's resolved config as ``{"agent.lr": 0.001, ...}`` without seeds and `NOT_SETTINGS`
+    (empty when the run has no ``config.yaml``)."""
+    if not config_path.is_file():
+        return {}
+    flat = _flatten(yaml.safe_load(config_path.read_text()) or {})
+    return {key: value for key, value in flat.items() if _is_setting(key)}
 
 
 def behaviour_return(dataset: str | None) -> float | None:
@@ -83,12 +116,33 @@ def read_sweep(directory: str | Path) -> list[Run]:
     return sorted((read_run(p) for p in paths), key=lambda r: (r.label, r.seed))
 
 
+def _differing(settings: list[dict[str, Any]]) -> list[str]:
+    """Keys whose values tell ``settings`` apart; of keys that always move together (``total_steps`` and its
+    copy ``trainer.total_steps``, ``network.*`` and ``agent.network.*``) only the shortest is kept."""
+    keys = sorted({k for s in settings for k in s}, key=lambda k: (len(k), k))
+    kept: dict[tuple[str, ...], str] = {}  # a key's values across settings -> the shortest key with them
+    for key in keys:
+        column = tuple(json.dumps(s.get(key), default=str) for s in settings)
+        if len(set(column)) > 1:
+            kept.setdefault(column, key)
+    return sorted(kept.values())
+
+
 def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs grouped by :attr:`Run.label` (the seeds of each experiment)."""
-    groups: dict[str, list[Run]] = {}
+    """Runs grouped into experiments (same :attr:`Run.label` and settings; the seeds of each), by name.
+
+    A name is the label plus the settings that differ from the label's other experiments:
+    ``dqn on CartPole-v1 agent.lr=0.001``.
+    """
+    by_config: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        groups.setdefault(run.label, []).append(run)
-    return groups
+        by_config.setdefault((run.label, json.dumps(run.settings, sort_keys=True, default=str)), []).append(run)
+    groups: dict[str, list[Run]] = {}
+    for (label, _), members in by_config.items():
+        siblings = [g[0].settings for (other, _), g in by_config.items() if other == label]
+        shown = " ".join(f"{key}={members[0].settings.get(key)}" for key in _differing(siblings))
+        groups[f"{label} {shown}" if shown else label] = members
+    return dict(sorted(groups.items()))
 
 
 def common_curve(runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
