@@ -9,18 +9,22 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from qlearn.cli.build import CONFIG_DIR
 from qlearn.errors import QlearnError
 from qlearn.reports import load_references, read_sweep, write_report
+from qlearn.reports.sweep import finished_runs
 
 LAUNCHERS = {  # Hydra launcher -> (pip package, plugin module) that provide it
     "basic": None,
@@ -55,6 +59,35 @@ def check_launcher(launcher: str) -> None:
                           f"(or pip install 'qlearn[report]' for joblib, 'qlearn[slurm]' for submitit).")
 
 
+def check_experiment(name: str) -> None:
+    """Refuse a name that is not a ``configs/experiment`` preset, naming the close matches and every preset."""
+    root = CONFIG_DIR / "experiment"
+    presets = sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
+    if name in presets:
+        return
+    close = difflib.get_close_matches(name, presets, n=3)
+    hint = f" (closest: {', '.join(close)})" if close else ""
+    raise QlearnError(f"unknown experiment preset {name!r}{hint}; nothing was run. Pass one of: {', '.join(presets)}.")
+
+
+def _discard(out: Path, made: list[Path]) -> None:
+    """Remove what a failed attempt wrote: ``out`` and the parents it created (``made``, innermost first,
+    removed only while empty), or the contents of the empty ``out`` it was given."""
+    if not made:
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    for parent in made[1:]:
+        try:
+            parent.rmdir()
+        except OSError:  # another command's output lives there too
+            break
+
+
 def reproduce(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qlearn-reproduce", description=(
         "Run a qlearn-train experiment preset over several seeds in parallel (Hydra multirun) and write a report: "
@@ -71,6 +104,7 @@ def reproduce(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     if args.seeds < 1 or args.jobs < 1:
         raise QlearnError("--seeds and --jobs must be >= 1.")
+    check_experiment(args.experiment)
     check_launcher(args.launcher)
     out = args.out if args.out is not None else Path("reports") / args.experiment
     if out.exists() and any(out.iterdir()):
@@ -86,22 +120,26 @@ def reproduce(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:  # parallel local jobs share the cores instead of oversubscribing them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // min(args.jobs, args.seeds)))
-    out.mkdir(parents=True, exist_ok=True)
     typed = "qlearn-reproduce " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"qlearn-reproduce: {shlex.join(command)}", file=sys.stderr)
+    made = [p for p in (out, *out.parents) if not p.exists()]  # what mkdir creates, innermost first
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    returncode = subprocess.run(command, env=env, check=False).returncode
+    finished = False
+    try:
+        returncode = subprocess.run(command, env=env, check=False).returncode
+        finished = bool(finished_runs(out / "runs"))
+    finally:  # no run finished (a failure, Ctrl-C): leave nothing that would block the retry
+        if not finished:
+            _discard(out, made)
+    if not finished:
+        raise QlearnError(f"no run finished (multirun exit {returncode}); its output is above. Nothing was kept in "
+                          f"{out}, so the same command can run again once the cause is fixed.")
     wall = time.perf_counter() - start
     (out / "reproduce.json").write_text(json.dumps(
         {"command": typed, "multirun": command, "seeds": seeds, "launcher": args.launcher, "wall_time_s": wall,
          "returncode": returncode}, indent=2))
-    try:
-        runs = read_sweep(out / "runs")
-    except QlearnError:
-        if returncode:
-            raise QlearnError(f"the multirun failed (exit {returncode}) before any run finished; its logs are "
-                              f"under {out / 'runs'}.") from None
-        raise
+    runs = read_sweep(out / "runs")
     path = write_report(runs, references, out, command=typed)
     print(f"qlearn-reproduce: {len(runs)} runs in {wall:.0f} s; report: {path}", file=sys.stderr)
     if returncode or len(runs) < len(seeds):

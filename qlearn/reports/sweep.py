@@ -105,11 +105,16 @@ def behaviour_return(dataset: str | None) -> float | None:
     return None if value is None else float(value)
 
 
+def finished_runs(directory: Path) -> list[Path]:
+    """The ``results.json`` of every finished run under ``directory`` (any depth)."""
+    paths = sorted(directory.rglob("results.json"))
+    return [p for p in paths if p.parent.name != "offline"]  # a finetune run's offline phase is not a run
+
+
 def read_sweep(directory: str | Path) -> list[Run]:
     """Every run under ``directory`` (any depth), sorted by label and seed; refuses an empty sweep."""
     directory = Path(directory)
-    paths = sorted(directory.rglob("results.json"))
-    paths = [p for p in paths if p.parent.name != "offline"]  # a finetune run's offline phase is not a run
+    paths = finished_runs(directory)
     if not paths:
         raise QlearnError(f"no results.json under {directory}: did the runs finish? Their logs are in "
                           f"{directory}/*/ (and .submitit/ for SLURM).")
