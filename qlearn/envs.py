@@ -21,6 +21,7 @@ loss is *not* terminal here: the trainer may do either for learning only, using
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any
 
@@ -32,6 +33,7 @@ from qlearn.errors import QlearnError
 from qlearn.single_vector import SingleEnvVector
 
 __all__ = [
+    "AtariOptions",
     "EnvConfigError",
     "MissingAtariError",
     "FireResetEnv",
@@ -83,6 +85,35 @@ def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
         ) from e
 
 
+@dataclass(frozen=True)
+class AtariOptions:
+    """The Atari pipeline's settings, owned here; `make_env` builds them once for all sub-envs.
+
+    Args:
+        frame_stack: frames per observation (Mnih et al., 2015: 4).
+        frame_skip: agent steps last this many frames, the last two max-pooled.
+        noop_max: a reset takes 1..noop_max no-op frames (0: none).
+        screen_size: observations are ``screen_size`` x ``screen_size`` grey frames.
+        sticky_action_prob: ALE ``repeat_action_probability`` (Machado et al., 2018: 0.25).
+    """
+
+    frame_stack: int = 4
+    frame_skip: int = 4
+    noop_max: int = 30
+    screen_size: int = 84
+    sticky_action_prob: float = 0.0
+
+    @classmethod
+    def of(cls, options: AtariOptions | None = None, **overrides: Any) -> AtariOptions:
+        """``options`` (default: the defaults) with ``overrides``; unknown names raise `EnvConfigError`."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise EnvConfigError(
+                f"unknown env option(s) {unknown}; Atari options are {[f.name for f in fields(cls)]}"
+            )
+        return replace(options or cls(), **overrides)
+
+
 class FireResetEnv(gym.Wrapper):
     """Press FIRE after every reset, for games that wait for it to launch (e.g. Breakout).
 
@@ -114,14 +145,11 @@ def make_single_env(
     env_id: str,
     *,
     atari: bool | None = None,
-    frame_stack: int = 4,
-    frame_skip: int = 4,
-    noop_max: int = 30,
-    screen_size: int = 84,
-    sticky_action_prob: float = 0.0,
+    atari_options: AtariOptions | None = None,
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
     env_kwargs: dict | None = None,
+    **atari_overrides: Any,
 ) -> gym.Env:
     """One (non-vectorised) env with the same wrappers as each sub-env of `make_env`.
 
@@ -132,8 +160,10 @@ def make_single_env(
     ``RecordEpisodeStatistics`` → ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
     The ALE itself truncates at 108,000 frames (27,000 agent steps at skip 4, no-ops included);
     override with ``env_kwargs={"max_num_frames_per_episode": ...}``. ``env_kwargs`` entries
-    override the keyword arguments built here.
+    override the keyword arguments built here. Atari settings come as ``atari_options`` and/or as
+    keywords named after `AtariOptions` fields (``frame_stack=4``), which override it.
     """
+    options = AtariOptions.of(atari_options, **atari_overrides)
     env_kwargs = dict(env_kwargs or {})
     if atari is None:
         atari = is_atari(env_id)
@@ -150,7 +180,7 @@ def make_single_env(
 
     _register_ale()
     ale_kwargs: dict[str, Any] = {
-        "repeat_action_probability": sticky_action_prob,
+        "repeat_action_probability": options.sticky_action_prob,
         "full_action_space": False,
         "frameskip": 1,  # AtariPreprocessing does the (max-pooled) skip, also for ALE/*-v5
         "max_num_frames_per_episode": ATARI_MAX_FRAMES,
@@ -160,9 +190,9 @@ def make_single_env(
     env = _gym_make(env_id, **ale_kwargs)
     env = gym.wrappers.AtariPreprocessing(
         env,
-        noop_max=noop_max,
-        frame_skip=frame_skip,
-        screen_size=screen_size,
+        noop_max=options.noop_max,
+        frame_skip=options.frame_skip,
+        screen_size=options.screen_size,
         terminal_on_life_loss=False,
         grayscale_obs=True,
         scale_obs=False,
@@ -172,7 +202,7 @@ def make_single_env(
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)
-    return gym.wrappers.FrameStackObservation(env, stack_size=frame_stack)
+    return gym.wrappers.FrameStackObservation(env, stack_size=options.frame_stack)
 
 
 def assert_same_step(env: gym.vector.VectorEnv) -> None:
@@ -193,21 +223,20 @@ def make_env(
     num_envs: int = 1,
     seed: int = 0,
     atari: bool | None = None,
-    frame_stack: int = 4,
-    frame_skip: int = 4,
-    noop_max: int = 30,
-    screen_size: int = 84,
-    sticky_action_prob: float = 0.0,
+    atari_options: AtariOptions | None = None,
     max_episode_steps: int | None = None,
     vectorization: str = "sync",
     render_mode: str | None = None,
     env_kwargs: dict | None = None,
+    **atari_overrides: Any,
 ) -> gym.vector.VectorEnv:
     """A ``SyncVectorEnv``/``AsyncVectorEnv`` of `make_single_env` copies, in SAME_STEP autoreset
     (one synchronous env: a `SingleEnvVector`, which behaves identically at lower cost).
 
-    Seeds the action spaces with ``seed`` but does not reset: call ``env.reset(seed=seed)`` first.
+    Atari settings as in `make_single_env`. Seeds the action spaces with ``seed`` but does not
+    reset: call ``env.reset(seed=seed)`` first.
     """
+    options = AtariOptions.of(atari_options, **atari_overrides)
     if num_envs < 1:
         raise EnvConfigError(f"num_envs must be >= 1, got {num_envs}")
     vector_cls = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}.get(
@@ -223,11 +252,7 @@ def make_env(
         make_single_env,
         env_id,
         atari=atari,
-        frame_stack=frame_stack,
-        frame_skip=frame_skip,
-        noop_max=noop_max,
-        screen_size=screen_size,
-        sticky_action_prob=sticky_action_prob,
+        atari_options=options,
         max_episode_steps=max_episode_steps,
         render_mode=render_mode,
         env_kwargs=env_kwargs,

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from qlearn.envs import (
+    AtariOptions,
+    EnvConfigError,
     assert_same_step,
     episode_stats,
     final_next_obs,
@@ -241,3 +243,11 @@ def test_atari_v5_and_agent_step_time_limit() -> None:
         _, _, term, trunc, info = env.step(0)
     assert trunc and not term and info["episode"]["l"] == 5
     env.close()
+
+
+def test_atari_options_have_one_owner() -> None:
+    """Keywords override the options object; a misspelt name is refused."""
+    base = AtariOptions(frame_stack=2)
+    assert AtariOptions.of(base, screen_size=64) == AtariOptions(frame_stack=2, screen_size=64)
+    with pytest.raises(EnvConfigError, match="frame_stak"):
+        make_env("PongNoFrameskip-v4", frame_stak=4)
