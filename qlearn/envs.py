@@ -21,6 +21,7 @@ loss is *not* terminal here: the trainer may do either for learning only, using
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "EnvConfigError",
     "MissingAtariError",
     "FireResetEnv",
+    "LifeLossResetEnv",
     "assert_same_step",
     "episode_stats",
     "final_next_obs",
@@ -95,6 +97,10 @@ class AtariOptions:
         noop_max: a reset takes 1..noop_max no-op frames (0: none).
         screen_size: observations are ``screen_size`` x ``screen_size`` grey frames.
         sticky_action_prob: ALE ``repeat_action_probability`` (Machado et al., 2018: 0.25).
+        fire_reset_actions: actions pressed after a reset in games with FIRE (action 1); SB3's
+            FireResetEnv, used by CleanRL, presses ``(1, 2)``. Empty: none.
+        life_loss_reset: after a lost life, take the steps CleanRL's reset takes there (see
+            `LifeLossResetEnv`) before the agent's next observation.
     """
 
     frame_stack: int = 4
@@ -102,6 +108,11 @@ class AtariOptions:
     noop_max: int = 30
     screen_size: int = 84
     sticky_action_prob: float = 0.0
+    fire_reset_actions: tuple[int, ...] = (1,)
+    life_loss_reset: bool = False
+
+    def __post_init__(self) -> None:  # configs give lists; keep the options hashable
+        object.__setattr__(self, "fire_reset_actions", tuple(int(a) for a in self.fire_reset_actions))
 
     @classmethod
     def of(cls, options: AtariOptions | None = None, **overrides: Any) -> AtariOptions:
@@ -115,26 +126,66 @@ class AtariOptions:
 
 
 class FireResetEnv(gym.Wrapper):
-    """Press FIRE after every reset, for games that wait for it to launch (e.g. Breakout).
+    """Press FIRE (then the rest of ``actions``) after every reset, for games that wait for it (Breakout).
 
     Gymnasium has no such wrapper; this is the usual DQN-era convenience (Mnih et al., 2015 setups).
-    The FIRE step is not seen by wrappers outside this one, so it adds no length or reward.
+    SB3's FireResetEnv (``stable_baselines3/common/atari_wrappers.py``) presses FIRE, then action 2.
+    The steps are not seen by wrappers outside this one, so they add no length or reward.
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, actions: Sequence[int] = (1,)) -> None:
         super().__init__(env)
         meanings = env.unwrapped.get_action_meanings()
         if len(meanings) < 2 or meanings[1] != "FIRE":
             raise ValueError(f"FireResetEnv needs action 1 to be FIRE, got {meanings}")
+        if not all(0 <= a < len(meanings) for a in actions):
+            raise ValueError(f"FireResetEnv actions {tuple(actions)} are not all in {meanings}")
+        self.actions = tuple(actions)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        self.env.reset(seed=seed, options=options)
-        obs, _, terminated, truncated, info = self.env.step(1)
-        if terminated or truncated:  # practically never; start over rather than return a dead state
-            obs, info = self.env.reset(options=options)
+        obs, info = self.env.reset(seed=seed, options=options)
+        for action in self.actions:
+            obs, _, terminated, truncated, info = self.env.step(action)
+            if terminated or truncated:  # practically never; start over rather than return a dead state
+                return self.env.reset(options=options)
         return obs, info
+
+
+class LifeLossResetEnv(gym.Wrapper):
+    """After a lost life (game not over), take ``actions`` before the agent sees the game again.
+
+    CleanRL's ``dqn_atari.py`` ends an episode at a lost life (EpisodicLifeEnv in
+    ``cleanrl_utils/atari_wrappers.py``, SB3's wrappers); the vector env then resets it, which steps
+    a no-op (``EpisodicLifeEnv.reset``) and FireResetEnv's actions before the next observation. With ``actions = (0, *fire_reset_actions)`` this takes the same agent steps
+    inside the step that lost the life, so the game stays one episode (the trainer's life-loss
+    terminal is for learning only, DESIGN.md). A life counts as lost as in EpisodicLifeEnv:
+    ``0 < lives < previous lives``. The steps' rewards are added to that step's (practically always 0).
+    """
+
+    def __init__(self, env: gym.Env, actions: Sequence[int]) -> None:
+        super().__init__(env)
+        self.actions = tuple(actions)
+        self.lives = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if 0 < self.env.unwrapped.ale.lives() < self.lives:
+            for restart_action in self.actions:
+                if terminated or truncated:
+                    break
+                obs, restart_reward, terminated, truncated, info = self.env.step(restart_action)
+                reward = float(reward) + float(restart_reward)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, reward, terminated, truncated, info
 
 
 def _to_float32(obs: np.ndarray) -> np.ndarray:
@@ -156,8 +207,9 @@ def make_single_env(
     Non-Atari: ``gymnasium.make(env_id, max_episode_steps=..., render_mode=..., **env_kwargs)``, with
     float64 Box observations (MuJoCo) cast to float32.
     Atari: ALE with ``frameskip=1`` → ``AtariPreprocessing`` → `FireResetEnv` (if the game has
-    FIRE) → ``TimeLimit`` (only if ``max_episode_steps``, counted in agent steps) →
-    ``RecordEpisodeStatistics`` → ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
+    FIRE) → `LifeLossResetEnv` (if ``life_loss_reset``) → ``TimeLimit`` (only if
+    ``max_episode_steps``, counted in agent steps) → ``RecordEpisodeStatistics`` →
+    ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
     The ALE itself truncates at 108,000 frames (27,000 agent steps at skip 4, no-ops included);
     override with ``env_kwargs={"max_num_frames_per_episode": ...}``. ``env_kwargs`` entries
     override the keyword arguments built here. Atari settings come as ``atari_options`` and/or as
@@ -197,8 +249,11 @@ def make_single_env(
         grayscale_obs=True,
         scale_obs=False,
     )
-    if "FIRE" in env.unwrapped.get_action_meanings():
-        env = FireResetEnv(env)
+    fire_actions = options.fire_reset_actions if "FIRE" in env.unwrapped.get_action_meanings() else ()
+    if fire_actions:
+        env = FireResetEnv(env, fire_actions)
+    if options.life_loss_reset:
+        env = LifeLossResetEnv(env, (0, *fire_actions))  # no-op first: SB3 EpisodicLifeEnv.reset
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)

@@ -12,6 +12,8 @@ import pytest
 from qlearn.envs import (
     AtariOptions,
     EnvConfigError,
+    FireResetEnv,
+    LifeLossResetEnv,
     assert_same_step,
     episode_stats,
     final_next_obs,
@@ -246,8 +248,66 @@ def test_atari_v5_and_agent_step_time_limit() -> None:
 
 
 def test_atari_options_have_one_owner() -> None:
-    """Keywords override the options object; a misspelt name is refused."""
+    """Keywords override the options object; config lists become tuples; a misspelt name is refused."""
     base = AtariOptions(frame_stack=2)
     assert AtariOptions.of(base, screen_size=64) == AtariOptions(frame_stack=2, screen_size=64)
+    assert AtariOptions.of(fire_reset_actions=[1, 2]).fire_reset_actions == (1, 2)
     with pytest.raises(EnvConfigError, match="frame_stak"):
         make_env("PongNoFrameskip-v4", frame_stak=4)
+
+
+def record_ale_actions(env: gym.Env) -> list[int]:
+    """The actions the ALE env receives from now on, one per emulated frame."""
+    actions: list[int] = []
+    ale_env = env.unwrapped
+    step = ale_env.step
+
+    def recording_step(action: int) -> Any:
+        actions.append(int(action))
+        return step(action)
+
+    ale_env.step = recording_step
+    return actions
+
+
+BREAKOUT_LEFT = 3  # Breakout's actions: NOOP, FIRE, RIGHT, LEFT; holding LEFT loses a life within ~25 steps
+
+
+@pytest.mark.parametrize(
+    ("options", "after_reset", "after_life_loss"),
+    [
+        ({}, [1] * 4, []),  # the default: FIRE on reset only
+        ({"life_loss_reset": True}, [1] * 4, [0] * 4 + [1] * 4),
+        (  # CleanRL: FireResetEnv (FIRE, action 2); EpisodicLifeEnv.reset's no-op, then FireResetEnv
+            {"life_loss_reset": True, "fire_reset_actions": [1, 2]},
+            [1] * 4 + [2] * 4,
+            [0] * 4 + [1] * 4 + [2] * 4,
+        ),
+    ],
+)
+def test_breakout_reset_and_life_loss_steps(
+    options: dict[str, Any], after_reset: list[int], after_life_loss: list[int]
+) -> None:
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    env = make_single_env("BreakoutNoFrameskip-v4", **options)
+    frames = record_ale_actions(env)
+    _, info = env.reset(seed=0)
+    noops = frames[: len(frames) - len(after_reset)]
+    assert frames[len(noops) :] == after_reset and 1 <= len(noops) <= 30 and set(noops) == {0}
+    lives = info["lives"]
+    assert lives == 5
+    for _ in range(100):
+        frames.clear()
+        _, _, term, trunc, info = env.step(BREAKOUT_LEFT)
+        if info["lives"] < lives:
+            break
+    else:
+        pytest.fail("holding LEFT lost no life in 100 steps")
+    # the step that lost the life, then the extra steps; infos["lives"] shows the loss (read by the trainer)
+    assert frames == [BREAKOUT_LEFT] * 4 + after_life_loss
+    assert info["lives"] == lives - 1 and not term and not trunc
+    frames.clear()
+    env.step(BREAKOUT_LEFT)
+    assert frames == [BREAKOUT_LEFT] * 4  # the agent plays on
+    env.close()
