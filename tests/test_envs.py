@@ -311,3 +311,28 @@ def test_breakout_reset_and_life_loss_steps(
     env.step(BREAKOUT_LEFT)
     assert frames == [BREAKOUT_LEFT] * 4  # the agent plays on
     env.close()
+
+
+def test_dqn_atari_preset_takes_cleanrl_reset_steps() -> None:
+    """The preset builds an env with CleanRL's reset steps; the plain atari env keeps the defaults."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from hydra import compose, initialize_config_dir
+
+    from qlearn.cli.build import CONFIG_DIR, build_env, register_resolvers
+
+    def wrappers(overrides: list[str]) -> tuple[Any, dict[type, gym.Env]]:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, "env.id=BreakoutNoFrameskip-v4"])
+        env, found = build_env(cfg.env, seed=0).envs[0], {}
+        while isinstance(env, gym.Wrapper):
+            found[type(env)] = env
+            env = env.env
+        return cfg, found
+
+    cfg, found = wrappers(["experiment=dqn_atari"])
+    assert cfg.env.terminal_on_life_loss
+    assert found[FireResetEnv].actions == (1, 2) and found[LifeLossResetEnv].actions == (0, 1, 2)
+    cfg, found = wrappers(["env=atari"])
+    assert not cfg.env.terminal_on_life_loss
+    assert found[FireResetEnv].actions == (1,) and LifeLossResetEnv not in found
