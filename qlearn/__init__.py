@@ -22,6 +22,7 @@ _EXPORTS = {
     "ReplayBuffer": "qlearn.buffers",
     "UniformSampler": "qlearn.buffers",
     "PrioritizedSampler": "qlearn.buffers",
+    "AtariOptions": "qlearn.envs",
     "make_env": "qlearn.envs",
     "make_single_env": "qlearn.envs",
     "EpsilonGreedy": "qlearn.exploration",

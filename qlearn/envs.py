@@ -21,6 +21,8 @@ loss is *not* terminal here: the trainer may do either for learning only, using
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any
 
@@ -32,9 +34,11 @@ from qlearn.errors import QlearnError
 from qlearn.single_vector import SingleEnvVector
 
 __all__ = [
+    "AtariOptions",
     "EnvConfigError",
     "MissingAtariError",
     "FireResetEnv",
+    "LifeLossResetEnv",
     "assert_same_step",
     "episode_stats",
     "final_next_obs",
@@ -83,27 +87,105 @@ def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
         ) from e
 
 
-class FireResetEnv(gym.Wrapper):
-    """Press FIRE after every reset, for games that wait for it to launch (e.g. Breakout).
+@dataclass(frozen=True)
+class AtariOptions:
+    """The Atari pipeline's settings, owned here; `make_env` builds them once for all sub-envs.
 
-    Gymnasium has no such wrapper; this is the usual DQN-era convenience (Mnih et al., 2015 setups).
-    The FIRE step is not seen by wrappers outside this one, so it adds no length or reward.
+    Args:
+        frame_stack: frames per observation (Mnih et al., 2015: 4).
+        frame_skip: agent steps last this many frames, the last two max-pooled.
+        noop_max: a reset takes 1..noop_max no-op frames (0: none).
+        screen_size: observations are ``screen_size`` x ``screen_size`` grey frames.
+        sticky_action_prob: ALE ``repeat_action_probability`` (Machado et al., 2018: 0.25).
+        fire_reset_actions: actions pressed after a reset in games with FIRE (action 1); SB3's
+            FireResetEnv, used by CleanRL, presses ``(1, 2)``. Empty: none.
+        life_loss_reset: after a lost life, take the steps CleanRL's reset takes there (see
+            `LifeLossResetEnv`) before the agent's next observation.
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    frame_stack: int = 4
+    frame_skip: int = 4
+    noop_max: int = 30
+    screen_size: int = 84
+    sticky_action_prob: float = 0.0
+    fire_reset_actions: tuple[int, ...] = (1,)
+    life_loss_reset: bool = False
+
+    def __post_init__(self) -> None:  # configs give lists; keep the options hashable
+        object.__setattr__(self, "fire_reset_actions", tuple(int(a) for a in self.fire_reset_actions))
+
+    @classmethod
+    def of(cls, options: AtariOptions | None = None, **overrides: Any) -> AtariOptions:
+        """``options`` (default: the defaults) with ``overrides``; unknown names raise `EnvConfigError`."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise EnvConfigError(
+                f"unknown env option(s) {unknown}; Atari options are {[f.name for f in fields(cls)]}"
+            )
+        return replace(options or cls(), **overrides)
+
+
+class FireResetEnv(gym.Wrapper):
+    """Press FIRE (then the rest of ``actions``) after every reset, for games that wait for it (Breakout).
+
+    Gymnasium has no such wrapper; this is the usual DQN-era convenience (Mnih et al., 2015 setups).
+    SB3's FireResetEnv (``stable_baselines3/common/atari_wrappers.py``) presses FIRE, then action 2.
+    The steps are not seen by wrappers outside this one, so they add no length or reward.
+    """
+
+    def __init__(self, env: gym.Env, actions: Sequence[int] = (1,)) -> None:
         super().__init__(env)
         meanings = env.unwrapped.get_action_meanings()
         if len(meanings) < 2 or meanings[1] != "FIRE":
             raise ValueError(f"FireResetEnv needs action 1 to be FIRE, got {meanings}")
+        if not all(0 <= a < len(meanings) for a in actions):
+            raise ValueError(f"FireResetEnv actions {tuple(actions)} are not all in {meanings}")
+        self.actions = tuple(actions)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        self.env.reset(seed=seed, options=options)
-        obs, _, terminated, truncated, info = self.env.step(1)
-        if terminated or truncated:  # practically never; start over rather than return a dead state
-            obs, info = self.env.reset(options=options)
+        obs, info = self.env.reset(seed=seed, options=options)
+        for action in self.actions:
+            obs, _, terminated, truncated, info = self.env.step(action)
+            if terminated or truncated:  # practically never; start over rather than return a dead state
+                return self.env.reset(options=options)
         return obs, info
+
+
+class LifeLossResetEnv(gym.Wrapper):
+    """After a lost life (game not over), take ``actions`` before the agent sees the game again.
+
+    CleanRL's ``dqn_atari.py`` ends an episode at a lost life (EpisodicLifeEnv in
+    ``cleanrl_utils/atari_wrappers.py``, SB3's wrappers); the vector env then resets it, which steps
+    a no-op (``EpisodicLifeEnv.reset``) and FireResetEnv's actions before the next observation. With ``actions = (0, *fire_reset_actions)`` this takes the same agent steps
+    inside the step that lost the life, so the game stays one episode (the trainer's life-loss
+    terminal is for learning only, DESIGN.md). A life counts as lost as in EpisodicLifeEnv:
+    ``0 < lives < previous lives``. The steps' rewards are added to that step's (practically always 0).
+    """
+
+    def __init__(self, env: gym.Env, actions: Sequence[int]) -> None:
+        super().__init__(env)
+        self.actions = tuple(actions)
+        self.lives = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if 0 < self.env.unwrapped.ale.lives() < self.lives:
+            for restart_action in self.actions:
+                if terminated or truncated:
+                    break
+                obs, restart_reward, terminated, truncated, info = self.env.step(restart_action)
+                reward = float(reward) + float(restart_reward)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, reward, terminated, truncated, info
 
 
 def _to_float32(obs: np.ndarray) -> np.ndarray:
@@ -114,26 +196,26 @@ def make_single_env(
     env_id: str,
     *,
     atari: bool | None = None,
-    frame_stack: int = 4,
-    frame_skip: int = 4,
-    noop_max: int = 30,
-    screen_size: int = 84,
-    sticky_action_prob: float = 0.0,
+    atari_options: AtariOptions | None = None,
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
     env_kwargs: dict | None = None,
+    **atari_overrides: Any,
 ) -> gym.Env:
     """One (non-vectorised) env with the same wrappers as each sub-env of `make_env`.
 
     Non-Atari: ``gymnasium.make(env_id, max_episode_steps=..., render_mode=..., **env_kwargs)``, with
     float64 Box observations (MuJoCo) cast to float32.
     Atari: ALE with ``frameskip=1`` → ``AtariPreprocessing`` → `FireResetEnv` (if the game has
-    FIRE) → ``TimeLimit`` (only if ``max_episode_steps``, counted in agent steps) →
-    ``RecordEpisodeStatistics`` → ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
+    FIRE) → `LifeLossResetEnv` (if ``life_loss_reset``) → ``TimeLimit`` (only if
+    ``max_episode_steps``, counted in agent steps) → ``RecordEpisodeStatistics`` →
+    ``FrameStackObservation``; uint8 obs ``[frame_stack, H, W]``.
     The ALE itself truncates at 108,000 frames (27,000 agent steps at skip 4, no-ops included);
     override with ``env_kwargs={"max_num_frames_per_episode": ...}``. ``env_kwargs`` entries
-    override the keyword arguments built here.
+    override the keyword arguments built here. Atari settings come as ``atari_options`` and/or as
+    keywords named after `AtariOptions` fields (``frame_stack=4``), which override it.
     """
+    options = AtariOptions.of(atari_options, **atari_overrides)
     env_kwargs = dict(env_kwargs or {})
     if atari is None:
         atari = is_atari(env_id)
@@ -150,7 +232,7 @@ def make_single_env(
 
     _register_ale()
     ale_kwargs: dict[str, Any] = {
-        "repeat_action_probability": sticky_action_prob,
+        "repeat_action_probability": options.sticky_action_prob,
         "full_action_space": False,
         "frameskip": 1,  # AtariPreprocessing does the (max-pooled) skip, also for ALE/*-v5
         "max_num_frames_per_episode": ATARI_MAX_FRAMES,
@@ -160,19 +242,22 @@ def make_single_env(
     env = _gym_make(env_id, **ale_kwargs)
     env = gym.wrappers.AtariPreprocessing(
         env,
-        noop_max=noop_max,
-        frame_skip=frame_skip,
-        screen_size=screen_size,
+        noop_max=options.noop_max,
+        frame_skip=options.frame_skip,
+        screen_size=options.screen_size,
         terminal_on_life_loss=False,
         grayscale_obs=True,
         scale_obs=False,
     )
-    if "FIRE" in env.unwrapped.get_action_meanings():
-        env = FireResetEnv(env)
+    fire_actions = options.fire_reset_actions if "FIRE" in env.unwrapped.get_action_meanings() else ()
+    if fire_actions:
+        env = FireResetEnv(env, fire_actions)
+    if options.life_loss_reset:
+        env = LifeLossResetEnv(env, (0, *fire_actions))  # no-op first: SB3 EpisodicLifeEnv.reset
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)
-    return gym.wrappers.FrameStackObservation(env, stack_size=frame_stack)
+    return gym.wrappers.FrameStackObservation(env, stack_size=options.frame_stack)
 
 
 def assert_same_step(env: gym.vector.VectorEnv) -> None:
@@ -193,21 +278,20 @@ def make_env(
     num_envs: int = 1,
     seed: int = 0,
     atari: bool | None = None,
-    frame_stack: int = 4,
-    frame_skip: int = 4,
-    noop_max: int = 30,
-    screen_size: int = 84,
-    sticky_action_prob: float = 0.0,
+    atari_options: AtariOptions | None = None,
     max_episode_steps: int | None = None,
     vectorization: str = "sync",
     render_mode: str | None = None,
     env_kwargs: dict | None = None,
+    **atari_overrides: Any,
 ) -> gym.vector.VectorEnv:
     """A ``SyncVectorEnv``/``AsyncVectorEnv`` of `make_single_env` copies, in SAME_STEP autoreset
     (one synchronous env: a `SingleEnvVector`, which behaves identically at lower cost).
 
-    Seeds the action spaces with ``seed`` but does not reset: call ``env.reset(seed=seed)`` first.
+    Atari settings as in `make_single_env`. Seeds the action spaces with ``seed`` but does not
+    reset: call ``env.reset(seed=seed)`` first.
     """
+    options = AtariOptions.of(atari_options, **atari_overrides)
     if num_envs < 1:
         raise EnvConfigError(f"num_envs must be >= 1, got {num_envs}")
     vector_cls = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}.get(
@@ -223,11 +307,7 @@ def make_env(
         make_single_env,
         env_id,
         atari=atari,
-        frame_stack=frame_stack,
-        frame_skip=frame_skip,
-        noop_max=noop_max,
-        screen_size=screen_size,
-        sticky_action_prob=sticky_action_prob,
+        atari_options=options,
         max_episode_steps=max_episode_steps,
         render_mode=render_mode,
         env_kwargs=env_kwargs,

@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 
 from qlearn.envs import (
+    AtariOptions,
+    EnvConfigError,
+    FireResetEnv,
+    LifeLossResetEnv,
     assert_same_step,
     episode_stats,
     final_next_obs,
@@ -241,3 +245,94 @@ def test_atari_v5_and_agent_step_time_limit() -> None:
         _, _, term, trunc, info = env.step(0)
     assert trunc and not term and info["episode"]["l"] == 5
     env.close()
+
+
+def test_atari_options_have_one_owner() -> None:
+    """Keywords override the options object; config lists become tuples; a misspelt name is refused."""
+    base = AtariOptions(frame_stack=2)
+    assert AtariOptions.of(base, screen_size=64) == AtariOptions(frame_stack=2, screen_size=64)
+    assert AtariOptions.of(fire_reset_actions=[1, 2]).fire_reset_actions == (1, 2)
+    with pytest.raises(EnvConfigError, match="frame_stak"):
+        make_env("PongNoFrameskip-v4", frame_stak=4)
+
+
+def record_ale_actions(env: gym.Env) -> list[int]:
+    """The actions the ALE env receives from now on, one per emulated frame."""
+    actions: list[int] = []
+    ale_env = env.unwrapped
+    step = ale_env.step
+
+    def recording_step(action: int) -> Any:
+        actions.append(int(action))
+        return step(action)
+
+    ale_env.step = recording_step
+    return actions
+
+
+BREAKOUT_LEFT = 3  # Breakout's actions: NOOP, FIRE, RIGHT, LEFT; holding LEFT loses a life within ~25 steps
+
+
+@pytest.mark.parametrize(
+    ("options", "after_reset", "after_life_loss"),
+    [
+        ({}, [1] * 4, []),  # the default: FIRE on reset only
+        ({"life_loss_reset": True}, [1] * 4, [0] * 4 + [1] * 4),
+        (  # CleanRL: FireResetEnv (FIRE, action 2); EpisodicLifeEnv.reset's no-op, then FireResetEnv
+            {"life_loss_reset": True, "fire_reset_actions": [1, 2]},
+            [1] * 4 + [2] * 4,
+            [0] * 4 + [1] * 4 + [2] * 4,
+        ),
+    ],
+)
+def test_breakout_reset_and_life_loss_steps(
+    options: dict[str, Any], after_reset: list[int], after_life_loss: list[int]
+) -> None:
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    env = make_single_env("BreakoutNoFrameskip-v4", **options)
+    frames = record_ale_actions(env)
+    _, info = env.reset(seed=0)
+    noops = frames[: len(frames) - len(after_reset)]
+    assert frames[len(noops) :] == after_reset and 1 <= len(noops) <= 30 and set(noops) == {0}
+    lives = info["lives"]
+    assert lives == 5
+    for _ in range(100):
+        frames.clear()
+        _, _, term, trunc, info = env.step(BREAKOUT_LEFT)
+        if info["lives"] < lives:
+            break
+    else:
+        pytest.fail("holding LEFT lost no life in 100 steps")
+    # the step that lost the life, then the extra steps; infos["lives"] shows the loss (read by the trainer)
+    assert frames == [BREAKOUT_LEFT] * 4 + after_life_loss
+    assert info["lives"] == lives - 1 and not term and not trunc
+    frames.clear()
+    env.step(BREAKOUT_LEFT)
+    assert frames == [BREAKOUT_LEFT] * 4  # the agent plays on
+    env.close()
+
+
+def test_dqn_atari_preset_takes_cleanrl_reset_steps() -> None:
+    """The preset builds an env with CleanRL's reset steps; the plain atari env keeps the defaults."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from hydra import compose, initialize_config_dir
+
+    from qlearn.cli.build import CONFIG_DIR, build_env, register_resolvers
+
+    def wrappers(overrides: list[str]) -> tuple[Any, dict[type, gym.Env]]:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, "env.id=BreakoutNoFrameskip-v4"])
+        env, found = build_env(cfg.env, seed=0).envs[0], {}
+        while isinstance(env, gym.Wrapper):
+            found[type(env)] = env
+            env = env.env
+        return cfg, found
+
+    cfg, found = wrappers(["experiment=dqn_atari"])
+    assert cfg.env.terminal_on_life_loss
+    assert found[FireResetEnv].actions == (1, 2) and found[LifeLossResetEnv].actions == (0, 1, 2)
+    cfg, found = wrappers(["env=atari"])
+    assert not cfg.env.terminal_on_life_loss
+    assert found[FireResetEnv].actions == (1,) and LifeLossResetEnv not in found
