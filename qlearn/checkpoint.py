@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,25 +73,36 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+class CheckpointUnreadable(QlearnError):
+    """A checkpoint file that cannot be read: damaged (truncated, corrupt) or not a qlearn checkpoint."""
+
+
+def _safe_load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)``, telling a damaged file from one that holds forbidden objects."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # readable, but holds objects other than tensors and plain values
+        raise CheckpointUnreadable(
+            f"{path} holds objects other than tensors and plain values, which qlearn refuses to unpickle "
+            f"({str(exc).splitlines()[0][:200]})"
+        ) from exc
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # truncated zip, bad header, I/O error
+        raise CheckpointUnreadable(
+            f"{path} is damaged: it cannot be read as a checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]})"
+        ) from exc
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a qlearn checkpoint safely (``weights_only=True``); refuse anything else clearly."""
+    """Load a qlearn checkpoint safely (``weights_only=True``); a run directory means its newest readable one."""
     path = Path(path)
     if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise QlearnError(f"{path} holds no checkpoint (looked for {checkpoint_dir(path)}/step_*.pt).")
-        path = found
+        return load_resume_point(path, map_location, with_buffer=False).state
     if not path.is_file():
         raise QlearnError(f"checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise QlearnError(
-            f"{path} is not a qlearn checkpoint, or holds objects other than tensors and plain values, "
-            f"which qlearn refuses to unpickle. ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-        ) from exc
+    state = _safe_load(path, map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise QlearnError(f"{path} is not a qlearn checkpoint (missing format tag {FORMAT!r}).")
+        raise CheckpointUnreadable(f"{path} is not a qlearn checkpoint (missing format tag {FORMAT!r}).")
     return state
 
 
@@ -100,4 +112,40 @@ def load_buffer_state(checkpoint_path: str | Path, map_location: str | torch.dev
     replay = path.parent / path.name.replace("step_", "replay_")
     if not replay.is_file():
         return None
-    return torch.load(replay, map_location=map_location, weights_only=True)
+    return _safe_load(replay, map_location)
+
+
+@dataclass
+class ResumePoint:
+    """The checkpoint a run continues from, and the newer ones passed over because they could not be read."""
+
+    path: Path
+    state: dict[str, Any]
+    buffer_state: dict[str, Any] | None = None
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def load_resume_point(where: str | Path, map_location: str | torch.device = "cpu", *,
+                      with_buffer: bool = False) -> ResumePoint:
+    """The newest readable checkpoint of run directory ``where`` (or the file ``where`` itself).
+
+    A damaged newer checkpoint is passed over and named in ``skipped``. ``with_buffer``: the replay buffer
+    saved beside it must load too (a checkpoint whose buffer file is damaged is passed over alike).
+    """
+    where = Path(where)
+    candidates = [where] if where.is_file() else list(reversed(list_checkpoints(where)))
+    if not candidates:
+        raise QlearnError(f"no checkpoint to resume from: {checkpoint_dir(where)} holds no step_*.pt file.")
+    skipped: list[tuple[Path, str]] = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, map_location)
+            buffer_state = load_buffer_state(path, "cpu") if with_buffer else None
+        except CheckpointUnreadable as exc:
+            skipped.append((path, str(exc)))
+            continue
+        return ResumePoint(path, state, buffer_state, skipped)
+    if len(skipped) == 1:
+        raise QlearnError(skipped[0][1] + ".")
+    listed = "; ".join(reason for _, reason in skipped)
+    raise QlearnError(f"none of the {len(skipped)} checkpoints in {checkpoint_dir(where)} can be read: {listed}.")

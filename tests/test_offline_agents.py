@@ -12,7 +12,7 @@ from qlearn.agents import BC, DQN, IQL, REDQ
 from qlearn.envs import make_env
 from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
 from qlearn.networks import MLP
-from qlearn.offline import OfflineDataset
+from qlearn.offline import NormalizedScore, OfflineDataset
 from qlearn.optim import adam
 from qlearn.targets import DoubleQNextValue
 from qlearn.trainers import OfflineTrainer
@@ -180,7 +180,7 @@ def test_offline_trainer_writes_normalized_scores_and_resumes_exactly(tmp_path) 
         agent = IQL.from_spec(DISCRETE_CARTPOLE, hidden_sizes=(16,), actor_lr_decay_steps=40)
         eval_env = make_env("CartPole-v1", seed=1)
         trainer = OfflineTrainer(agent, cartpole_random_dataset(), total_updates=total, batch_size=32,
-                                 eval_env=eval_env, eval_every=20, eval_episodes=2, reference_scores=(10.0, 510.0),
+                                 eval_env=eval_env, eval_every=20, eval_episodes=2, scores=[NormalizedScore(10.0, 510.0)],
                                  run_dir=run_dir, checkpoint_every=20, keep_checkpoints=5, log_every=10, progress=False)
         if resume:
             trainer.resume_from(run_dir / "checkpoints" / "step_000000020.pt")
@@ -191,7 +191,7 @@ def test_offline_trainer_writes_normalized_scores_and_resumes_exactly(tmp_path) 
     full = run(tmp_path / "a", 40)
     results = json.loads((tmp_path / "a" / "results.json").read_text())
     final = results["final_eval"]
-    assert results["updates"] == 40 and final["episodes"] == 2
+    assert results["updates"] == 40 and final["episodes"] == 2 and results["scores"] == {"normalized_score": [10.0, 510.0]}
     assert final["normalized_score"] == pytest.approx(100 * (final["mean"] - 10.0) / 500.0)
     header, *rows = (tmp_path / "a" / "evaluations.csv").read_text().splitlines()
     assert header == "step,mean,std,episodes,normalized_score" and [r.split(",")[0] for r in rows] == ["20", "40"]

@@ -19,7 +19,7 @@ from qlearn.agents import DQN, Agent
 from qlearn.buffers import ReplayBuffer
 from qlearn.checkpoint import list_checkpoints
 from qlearn.envs import make_env
-from qlearn.errors import NonFiniteError
+from qlearn.errors import NonFiniteError, QlearnError
 from qlearn.exploration import EpsilonGreedy, LinearSchedule
 from qlearn.single_vector import SingleEnvVector
 from qlearn.trainers import OnlineTrainer, TrainingInterrupted
@@ -309,3 +309,46 @@ def test_a_trainer_runs_from_a_thread_other_than_the_main_one() -> None:
     assert "error" not in outcome, outcome.get("error")
     assert outcome["results"]["total_steps"] == 150
     assert signal.getsignal(signal.SIGINT) is handler  # the main thread's handler is untouched
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    trainer = dqn_trainer(tmp_path / "run", 1400)
+    trainer.keep_checkpoints = 2
+    trainer.run()  # checkpoints at 1,200 and 1,400 (the final one)
+    newest = tmp_path / "run" / "checkpoints" / "step_000001400.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as a crash mid-write on a non-atomic file system
+    resumed = dqn_trainer(tmp_path / "run", 1400)
+    with caplog.at_level("WARNING", logger="qlearn"):
+        path = resumed.resume_from()
+    assert path.name == "step_000001200.pt" and resumed.env_step == 1200
+    assert "step_000001400.pt is damaged" in caplog.text and "step_000001200.pt" in caplog.text
+    # a checkpoint whose replay file is damaged is passed over alike
+    (tmp_path / "run" / "checkpoints" / "replay_000001200.pt").write_bytes(b"not a zip file")
+    with pytest.raises(QlearnError, match="none of the 2 checkpoints"):
+        dqn_trainer(tmp_path / "run", 1400).resume_from()
+
+
+def test_a_budget_that_ends_before_learning_starts_is_reported_at_the_start(caplog: pytest.LogCaptureFixture) -> None:
+    trainer = make_trainer(CountingAgent(), total_steps=100, learning_starts=100)
+    with caplog.at_level("WARNING", logger="qlearn"):
+        trainer.run()
+    assert trainer.updates_done == 0
+    assert "learning_starts=100" in caplog.text and "no update" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="qlearn"):
+        make_trainer(CountingAgent(), total_steps=104, learning_starts=100).run()  # one burst at step 104
+    assert "no update" not in caplog.text
+
+
+def test_the_buffer_discounts_with_the_agents_gamma_and_a_mismatch_is_refused() -> None:
+    spec = EnvSpec(obs_shape=(4,), obs_dtype="float32", action_shape=(), num_actions=2)
+    agent = DQN.from_spec(spec, network={"hidden_sizes": [8]}, gamma=0.9)
+    env = make_env("CartPole-v1", seed=0)
+    buffer = ReplayBuffer(100, n_step=3, seed=0)
+    assert buffer.gamma is None
+    OnlineTrainer(agent, env, buffer, total_steps=10, learning_starts=8, batch_size=8)
+    assert buffer.gamma == 0.9
+    with pytest.raises(QlearnError, match="differs from the agent's"):
+        OnlineTrainer(agent, env, ReplayBuffer(100, n_step=3, gamma=0.99, seed=0), total_steps=10,
+                      learning_starts=8, batch_size=8)

@@ -44,7 +44,7 @@ class ReplayBuffer:
         capacity: int,
         *,
         n_step: int = 1,
-        gamma: float = 0.99,
+        gamma: float | None = None,
         frame_stack: int | None = None,
         sampler: UniformSampler | PrioritizedSampler | None = None,
         device: str | torch.device | None = "cpu",
@@ -54,18 +54,31 @@ class ReplayBuffer:
             raise ReplayBufferError(f"capacity must be >= 1, got {capacity}.")
         if n_step < 1:
             raise ReplayBufferError(f"n_step must be >= 1, got {n_step}.")
-        if not 0.0 <= gamma <= 1.0:
-            raise ReplayBufferError(f"gamma must be in [0, 1], got {gamma}.")
         if frame_stack is not None and frame_stack < 1:
             raise ReplayBufferError(f"frame_stack must be >= 1 or None, got {frame_stack}.")
-        self.capacity, self.n_step, self.gamma = int(capacity), int(n_step), float(gamma)
+        self.capacity, self.n_step = int(capacity), int(n_step)
+        self.gamma = gamma
         self.frame_stack = None if frame_stack is None else int(frame_stack)
         self.sampler = sampler if sampler is not None else UniformSampler()
         self.device = torch.device("cpu" if device is None else device)
         self._rng = np.random.default_rng(seed)
-        self._gammas = (self.gamma ** np.arange(self.n_step + 1)).astype(np.float32)  # [n + 1] gamma^k
         self._storage: TransitionStorage | FrameStorage | None = None
         self._shapes: tuple[tuple[int, ...], ...] | None = None  # expected shapes of the six add() arrays
+
+    @property
+    def gamma(self) -> float | None:
+        """The discount of n-step returns; ``None`` until set (a trainer sets it to its agent's gamma)."""
+        return self._gamma
+
+    @gamma.setter
+    def gamma(self, gamma: float | None) -> None:
+        if gamma is not None and not 0.0 <= gamma <= 1.0:
+            raise ReplayBufferError(f"gamma must be in [0, 1], got {gamma}.")
+        self._gamma = None if gamma is None else float(gamma)
+        if gamma is None:
+            self._gammas = None
+        else:
+            self._gammas = (self._gamma ** np.arange(self.n_step + 1)).astype(np.float32)  # [n + 1] gamma^k
 
     # ------------------------------------------------------------------ writing
     def _allocate(self, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype,
@@ -176,6 +189,11 @@ class ReplayBuffer:
             raise ReplayBufferError(
                 f"buffer holds {len(self)} transitions, fewer than batch_size={batch_size}; "
                 f"raise learning_starts to at least {batch_size} (or lower batch_size)."
+            )
+        if self.n_step > 1 and self._gammas is None:
+            raise ReplayBufferError(
+                f"n_step={self.n_step} returns need a discount: pass ReplayBuffer(gamma=...), or hand the buffer to a "
+                "trainer, which gives it the agent's gamma."
             )
         storage = self._storage
         idx, m = self._draw(batch_size)

@@ -7,12 +7,13 @@ from qlearn.offline.dataset import DatasetError, OfflineDataset
 from qlearn.offline.normalization import NormalizeVectorObservation, normalize_env_observations
 from qlearn.offline.io import load_dataset, save_dataset
 from qlearn.offline.prepare import PreparedDataset, load_training_dataset, prepare_dataset
-from qlearn.offline.scores import D4RL_REFERENCE_SCORES, normalized_score, reference_scores
+from qlearn.offline.scores import D4RL_REFERENCE_SCORES, NormalizedScore, normalized_score, reference_scores
 
 __all__ = [
     "D4RL_REFERENCE_SCORES",
     "DatasetError",
     "NormalizeVectorObservation",
+    "NormalizedScore",
     "OfflineDataset",
     "PreparedDataset",
     "load_dataset",

@@ -12,7 +12,7 @@ import numpy as np
 
 from qlearn.offline.dataset import DatasetError
 
-__all__ = ["D4RL_REFERENCE_SCORES", "normalized_score", "reference_scores"]
+__all__ = ["D4RL_REFERENCE_SCORES", "NormalizedScore", "normalized_score", "reference_scores"]
 
 # (REF_MIN_SCORE, REF_MAX_SCORE), Farama-Foundation/D4RL d4rl/infos.py
 D4RL_REFERENCE_SCORES: dict[str, tuple[float, float]] = {
@@ -60,3 +60,23 @@ def reference_scores(env_id: str | None, metadata: dict[str, Any] | None = None)
     if lo is not None and hi is not None:
         return float(lo), float(hi)
     return None
+
+
+class NormalizedScore:
+    """The D4RL normalised score of an evaluation's mean return, as a trainer `Score` (``qlearn.trainers.Score``):
+    ``NormalizedScore(ref_min, ref_max)(R) = 100 (R - ref_min) / (ref_max - ref_min)``."""
+
+    name = "normalized_score"
+
+    def __init__(self, ref_min: float, ref_max: float) -> None:
+        normalized_score(0.0, ref_min, ref_max)  # refuses ref_max <= ref_min
+        self.reference = [float(ref_min), float(ref_max)]
+
+    @classmethod
+    def for_env(cls, env_id: str | None, metadata: dict[str, Any] | None = None) -> NormalizedScore | None:
+        """The score for ``env_id`` with `reference_scores`' constants, or ``None`` when none are known."""
+        scores = reference_scores(env_id, metadata)
+        return None if scores is None else cls(*scores)
+
+    def __call__(self, mean_return: float) -> float:
+        return float(normalized_score(mean_return, *self.reference))

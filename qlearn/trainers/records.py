@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -14,12 +15,12 @@ from qlearn.checkpoint import latest_checkpoint
 from qlearn.errors import NonFiniteError
 
 
-def append_evaluation(run_dir: Path | None, step: int, result: dict[str, Any]) -> None:
-    """Add one row ``step,mean,std,episodes[,normalized_score]`` to ``run_dir/evaluations.csv``."""
+def append_evaluation(run_dir: Path | None, step: int, result: dict[str, Any], scores: Sequence[str] = ()) -> None:
+    """Add one row ``step,mean,std,episodes[,<score>...]`` to ``run_dir/evaluations.csv``."""
     if run_dir is None:
         return
     path = run_dir / "evaluations.csv"
-    columns = ["mean", "std", "episodes"] + (["normalized_score"] if "normalized_score" in result else [])
+    columns = ["mean", "std", "episodes", *scores]
     new = not path.exists()
     with path.open("a") as f:
         if new:
@@ -34,6 +35,11 @@ def write_results(run_dir: Path | None, results: dict[str, Any]) -> None:
     tmp = run_dir / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2))
     os.replace(tmp, run_dir / "results.json")
+
+
+def mean_of(values: list[Tensor]) -> float:
+    """The mean of scalar tensors as a float: one host sync for the lot."""
+    return float(torch.stack(values).mean())
 
 
 def check_finite(pending: list[tuple[int, Tensor, Tensor]], run_dir: Path | None, unit: str = "env step") -> None:
