@@ -34,6 +34,13 @@ def test_default_job_writes_results_config_and_tensorboard_events(tmp_path: Path
     assert (run_dir / "config.yaml").exists()
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert (run_dir / "evaluations.csv").read_text().count("\n") == 4  # header + 500, 1000, 1500
+    invocation = json.loads((run_dir / "run.json").read_text())["invocations"][0]
+    assert "total_steps=1500" in invocation["argv"] and invocation["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert invocation["versions"]["gymnasium"] and invocation["git"] is not None  # the tests run from a checkout
+    log_lines = (run_dir / "train.log").read_text().splitlines()
+    assert [line.split(" INFO ")[1].split(" (")[0] for line in log_lines] == [
+        "env step 500/1500", "env step 1000/1500", "env step 1500/1500"]  # a progress line at each evaluation
+    assert "env step 1000/1500" in proc.stdout  # outside a terminal the same lines reach the console
     # qlearn-eval on the saved run
     proc = run(EVAL + [f"checkpoint={run_dir}", "episodes=2"])
     assert proc.returncode == 0, proc.stderr
@@ -92,6 +99,12 @@ def test_continuous_presets_train_and_evaluate_through_the_cli(tmp_path: Path, e
         (["resume=/nonexistent/run"], "no checkpoint found"),
         (["trainer.learning_startz=5"], "learning_startz"),
         (["env.id=NoSuchEnv-v0"], "NoSuchEnv-v0"),
+        (["total_steps=-5"], "total_steps=-5: the budget must be a whole number >= 1"),
+        (["total_steps=abc"], "total_steps='abc': the budget must be a whole number >= 1"),
+        (["+trainer.lerning_starts=10"], "trainer.lerning_starts is not a setting of OnlineTrainer. Did you mean "
+                                         "learning_starts?"),
+        (["agent=iql"], "offline training needs a dataset: pass dataset.path="),
+        (["agent=sac", "env.id=Pendulum-v1", "+agent.loss=huber"], "agent.loss is not a setting of REDQ"),
     ],
 )
 def test_bad_input_fails_with_one_readable_message(tmp_path: Path, args: list[str], message: str) -> None:
@@ -99,6 +112,22 @@ def test_bad_input_fails_with_one_readable_message(tmp_path: Path, args: list[st
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "error" in line.lower()]) == 1, proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing that blocks the retry
+
+
+def test_qlearn_eval_without_a_checkpoint_says_which_key_to_pass() -> None:
+    proc = run(EVAL)
+    assert proc.returncode == 2 and "checkpoint is required: pass checkpoint=<value>" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_multirun_goes_on_after_a_failed_job_and_ends_non_zero_listing_it(tmp_path: Path) -> None:
+    proc = run(TRAIN + TINY + ["-m", "env.id=Pendulum-v1,CartPole-v1", f"hydra.sweep.dir={tmp_path}"])
+    assert proc.returncode == 1, proc.stderr
+    assert "1 job(s) of the multirun failed" in proc.stderr and "#0 env.id=Pendulum-v1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads((tmp_path / "1" / "results.json").read_text())["env_id"] == "CartPole-v1"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
@@ -138,6 +167,31 @@ def test_killed_run_resumes_to_the_same_parameters_as_an_uninterrupted_one(tmp_p
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert json.loads((killed / "results.json").read_text())["total_steps"] == 6000
+
+
+def test_resume_overrides_take_effect_or_are_refused_and_a_damaged_checkpoint_is_passed_over(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = TRAIN + TINY + ["total_steps=1000", "trainer.checkpoint_every=500", "network.hidden_sizes=[16]"]
+    assert run(args + [f"hydra.run.dir={run_dir}"]).returncode == 0
+    # the README's example: a larger budget takes effect, and so do the settings that follow it
+    proc = run(TRAIN + [f"resume={run_dir}", "total_steps=1500", "eval.episodes=3"])
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["total_steps"] == 1500 and results["final_eval"]["episodes"] == 3
+    config = (run_dir / "config.yaml").read_text()
+    assert "total_steps: 1500" in config and "duration: 300" in config  # epsilon over 20% of the new budget
+    # a shape cannot change: one line naming the key, and the run is untouched
+    before = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    proc = run(TRAIN + [f"resume={run_dir}", "total_steps=2000", "network.hidden_sizes=[32]"])
+    assert proc.returncode == 2 and "network.hidden_sizes cannot change when a run resumes" in proc.stderr
+    assert "Traceback" not in proc.stderr and sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == before
+    # a damaged newest checkpoint: say so, and continue from the previous one
+    newest = run_dir / "checkpoints" / "step_000001500.pt"
+    newest.write_bytes(newest.read_bytes()[:500])
+    proc = run(TRAIN + [f"resume={run_dir}", "total_steps=2000"])
+    assert proc.returncode == 0, proc.stderr
+    assert "step_000001500.pt is damaged" in proc.stdout + proc.stderr and "step_000001000.pt" in proc.stderr
+    assert json.loads((run_dir / "results.json").read_text())["total_steps"] == 2000
 
 
 def test_sigterm_writes_a_checkpoint_then_resume_auto_finishes(tmp_path: Path) -> None:

@@ -64,10 +64,10 @@ def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
     cfg = resolved([f"experiment={experiment}", f"env.id={env_id}"])
     assert cfg["trainer"]["batch_size"] == 256 and cfg.get("exploration") is None
     if experiment == "iql_finetune":  # IQL Sec. 5.3: 1M offline updates, then online with the dataset in the buffer
-        assert cfg["trainer"]["mode"] == "finetune" and cfg["trainer"]["offline_updates"] == 1_000_000
+        assert cfg["trainer"]["_target_"] == "qlearn.trainers.FinetuneTrainer" and cfg["trainer"]["offline_updates"] == 1_000_000
         assert cfg["buffer"]["capacity"] >= 2_000_000 and cfg["trainer"]["updates_per_step"] == 1
     else:
-        assert cfg["trainer"]["mode"] == "offline" and cfg.get("buffer") is None
+        assert cfg["trainer"]["_target_"] == "qlearn.trainers.OfflineTrainer" and cfg.get("buffer") is None
     agent = build_agent(cfg["agent"], SPECS[env_id], torch.device("cpu"))
     kind = experiment.split("_")[0]
     if kind == "iql":  # Kostrikov et al., 2022: tau 0.7, beta 3, cosine actor schedule over the run

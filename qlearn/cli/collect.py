@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ from hydra import compose
 from omegaconf import DictConfig
 
 from qlearn import __version__
-from qlearn.cli.build import CONFIG_DIR, build_env, register_resolvers
-from qlearn.cli.train import build_online_trainer
+from qlearn.cli.build import CONFIG_DIR, build_env, build_trainer, register_resolvers
+from qlearn.cli.entry import hydra_command, run_main
 from qlearn.errors import QlearnError
 from qlearn.offline.collect import (
     KINDS,
@@ -72,8 +72,13 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
         "env.num_envs=1", *[str(o) for o in cfg.overrides],
     ])
     run_dir = out_dir / f"{str(cfg.env_id).replace('/', '_')}-behaviour-seed{seed}"
-    if (run_dir / "results.json").exists():
-        raise QlearnError(f"{run_dir} already holds a behaviour run; choose another out_dir or seed.")
+    report_path = out_dir / f"{str(cfg.env_id).replace('/', '_')}-collect.json"
+    if run_dir.exists():
+        if report_path.is_file():  # a finished collection made its datasets from it
+            raise QlearnError(f"{run_dir} already holds the behaviour run of {report_path}; choose another out_dir "
+                              "or seed.")
+        aside = set_aside(run_dir)  # a failed or interrupted attempt, which wrote no dataset
+        print(f"qlearn-collect: {run_dir} is left from an attempt that wrote no dataset; moved it to {aside}.")
     env = build_env(train_cfg.env, seed + 2, num_envs=1)
     report: dict[str, Any] = {"env_id": str(cfg.env_id), "behaviour": str(cfg.behaviour), "seed": seed,
                               "qlearn_version": __version__, "datasets": {}}
@@ -94,20 +99,24 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
         if reference_expert is not None and not needs_expert:
             stop_at = medium_threshold(cfg, random_return, reference_expert)
         recorder = SnapshotRecorder(stop_at=stop_at)
-        trainer = build_online_trainer(train_cfg, run_dir, str(cfg.behaviour), on_evaluation=[recorder])
-        log = TransitionLog(trainer.buffer)
-        trainer.buffer = log
+        logs: list[TransitionLog] = []
+
+        def log_transitions(buffer: Any) -> TransitionLog:
+            logs.append(TransitionLog(buffer))
+            return logs[0]
+
+        built = build_trainer(train_cfg, run_dir, str(cfg.behaviour), wrap_buffer=log_transitions,
+                              on_evaluation=[recorder])
+        trainer, log = built.trainer, logs[0]
         try:
             results = trainer.run()
         except TrainingInterrupted as exc:
             raise QlearnError(
                 f"interrupted while training the behaviour policy ({exc}). qlearn-collect cannot resume a behaviour "
-                f"run yet: start again with another out_dir (nothing was written to {out_dir} but {run_dir})."
+                f"run yet: run the same command again (it starts over; nothing was written to {out_dir} but {run_dir})."
             ) from exc
         finally:
-            trainer.env.close()
-            if trainer.eval_env is not None:
-                trainer.eval_env.close()
+            built.close()
         agent = trainer.agent
         final_return = float(results["final_eval"]["mean"])
         if reference_expert is None and final_return <= random_return:
@@ -159,23 +168,30 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
         report["datasets"][kind] = {"path": str(path), **stats}
         print(f"qlearn-collect: {path}: {stats['transitions']} transitions, {stats['episodes']} episodes, "
               f"mean return {stats['return_mean'] if stats['return_mean'] is not None else float('nan'):.1f}")
-    (out_dir / f"{str(cfg.env_id).replace('/', '_')}-collect.json").write_text(json.dumps(report, indent=2))
+    report_path.write_text(json.dumps(report, indent=2))
     print(f"qlearn-collect: random return {random_return:.1f}, expert return "
           f"{expert_return if expert_return is not None else float('nan'):.1f}; report in {out_dir}")
     return report
 
 
+def set_aside(run_dir: Path) -> Path:
+    """Move a behaviour run that produced no dataset to ``<run_dir>.failed`` (replacing an older one), so a retry
+    starts clean and the last failed attempt stays there to look at."""
+    aside = run_dir.with_name(run_dir.name + ".failed")
+    if aside.exists():
+        shutil.rmtree(aside)
+    run_dir.rename(aside)
+    return aside
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="collect", version_base="1.3")
+@hydra_command("qlearn-collect")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        collect(cfg)
-    except QlearnError as exc:
-        print(f"qlearn-collect: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    collect(cfg)
 
 
 def main() -> None:
-    _hydra_main()
+    run_main("qlearn-collect", _hydra_main)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from qlearn.checkpoint import latest_checkpoint, load_checkpoint
+from qlearn.checkpoint import latest_checkpoint, load_resume_point
 from qlearn.cli.build import CONFIG_DIR, build_agent, build_env, env_options, register_resolvers
+from qlearn.cli.entry import hydra_command, run_main
 from qlearn.envs import make_single_env
 from qlearn.errors import QlearnError
 from qlearn.offline import normalize_env_observations
@@ -42,13 +43,13 @@ def _video_env(env_cfg: dict[str, Any], video_dir: Path) -> gym.vector.VectorEnv
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     path = Path(str(cfg.checkpoint)).expanduser()
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise QlearnError(f"checkpoint={path}: no checkpoints/step_*.pt inside. Pass a run directory or a .pt file.")
-        path = found
+    if path.is_dir() and latest_checkpoint(path) is None:
+        raise QlearnError(f"checkpoint={path}: no checkpoints/step_*.pt inside. Pass a run directory or a .pt file.")
     device = resolve_device(cfg.device)
-    state = load_checkpoint(path, map_location=device)
+    point = load_resume_point(path, map_location=device)  # a run directory: its newest readable checkpoint
+    for skipped, reason in point.skipped:
+        print(f"qlearn-eval: {reason}; evaluating the previous checkpoint, {point.path.name}.", file=sys.stderr)
+    path, state = point.path, point.state
     stored = state["config"]["resolved"]
     run_dir = path.parent.parent
     if cfg.video:
@@ -73,17 +74,13 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
+@hydra_command("qlearn-eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        result = run_evaluation(cfg)
-    except QlearnError as exc:
-        print(f"qlearn-eval: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(run_evaluation(cfg), indent=2))
 
 
 def main() -> None:
-    _hydra_main()
+    run_main("qlearn-eval", _hydra_main)
 
 
 if __name__ == "__main__":
