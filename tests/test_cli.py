@@ -103,7 +103,6 @@ def test_continuous_presets_train_and_evaluate_through_the_cli(tmp_path: Path, e
         (["total_steps=abc"], "total_steps='abc': the budget must be a whole number >= 1"),
         (["+trainer.lerning_starts=10"], "trainer.lerning_starts is not a setting of OnlineTrainer. Did you mean "
                                          "learning_starts?"),
-        (["agent=iql"], "offline training needs a dataset: pass dataset.path="),
         (["agent=sac", "env.id=Pendulum-v1", "+agent.loss=huber"], "agent.loss is not a setting of REDQ"),
     ],
 )
@@ -113,7 +112,14 @@ def test_bad_input_fails_with_one_readable_message(tmp_path: Path, args: list[st
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if "error" in line.lower()]) == 1, proc.stderr
-    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing that blocks the retry
+    leftovers = list((tmp_path / "run").iterdir()) if (tmp_path / "run").exists() else []
+    assert leftovers == []  # nothing written before the run could start, so nothing in the way of the retry
+
+
+def test_an_offline_agent_without_a_dataset_says_which_key_to_pass(tmp_path: Path) -> None:
+    proc = run(TRAIN + ["agent=iql", "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2 and "offline training needs a dataset: pass dataset.path=" in proc.stderr
+    assert "Traceback" not in proc.stderr and not any((tmp_path / "run").iterdir())  # Hydra made it; nothing in it
 
 
 def test_qlearn_eval_without_a_checkpoint_says_which_key_to_pass() -> None:
@@ -123,9 +129,11 @@ def test_qlearn_eval_without_a_checkpoint_says_which_key_to_pass() -> None:
 
 
 def test_a_multirun_goes_on_after_a_failed_job_and_ends_non_zero_listing_it(tmp_path: Path) -> None:
-    proc = run(TRAIN + TINY + ["-m", "env.id=Pendulum-v1,CartPole-v1", f"hydra.sweep.dir={tmp_path}"])
+    proc = run(TRAIN + ["-m", *TINY, "env.id=Pendulum-v1,CartPole-v1", f"hydra.sweep.dir={tmp_path}"])
     assert proc.returncode == 1, proc.stderr
-    assert "1 job(s) of the multirun failed" in proc.stderr and "#0 env.id=Pendulum-v1" in proc.stderr
+    assert "1 job(s) of the multirun failed" in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip().startswith("#")] == [
+        next(line for line in proc.stderr.splitlines() if line.strip().startswith("#0 ") and "env.id=Pendulum-v1" in line)]
     assert "Traceback" not in proc.stderr
     assert json.loads((tmp_path / "1" / "results.json").read_text())["env_id"] == "CartPole-v1"
 

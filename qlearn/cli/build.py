@@ -213,6 +213,16 @@ def build_trainer(
                 scale, shift = data.reward
                 env = TransformReward(env, lambda r: r * scale + shift)
 
+        agent = build_agent(cfg.agent, spec, device)
+        parts: dict[str, Any] = {"env": env, "dataset": None if data is None else data.dataset}
+        if "exploration" in parts_needed:
+            parts["exploration"] = None
+            if spec.discrete and cfg.get("exploration") is not None:
+                parts["exploration"] = instantiate(cfg.exploration, num_actions=spec.num_actions, seed=seed)
+        if "buffer" in parts_needed:
+            parts["buffer"] = build_buffer(cfg, device, seed, gamma=getattr(agent, "gamma", None))
+            if wrap_buffer is not None:
+                parts["buffer"] = wrap_buffer(parts["buffer"])
         run_dir.mkdir(parents=True, exist_ok=True)
         record_invocation(run_dir)
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -228,16 +238,6 @@ def build_trainer(
             score = NormalizedScore.for_env(cfg.env.id, data.dataset.metadata)
             scores += [score] if score is not None else []
 
-        agent = build_agent(cfg.agent, spec, device)
-        parts: dict[str, Any] = {"env": env, "dataset": None if data is None else data.dataset}
-        if "exploration" in parts_needed:
-            parts["exploration"] = None
-            if spec.discrete and cfg.get("exploration") is not None:
-                parts["exploration"] = instantiate(cfg.exploration, num_actions=spec.num_actions, seed=seed)
-        if "buffer" in parts_needed:
-            parts["buffer"] = build_buffer(cfg, device, seed, gamma=getattr(agent, "gamma", None))
-            if wrap_buffer is not None:
-                parts["buffer"] = wrap_buffer(parts["buffer"])
         logger = build_logger(cfg.logger, run_dir)
         logger.log_config(resolved)
         extra: dict[str, Any] = {}
