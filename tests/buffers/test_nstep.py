@@ -127,10 +127,20 @@ def test_reset_mid_episode_cuts_windows() -> None:
 
 
 def test_no_complete_window_yet_is_a_clear_error() -> None:
-    buffer = ReplayBuffer(16, n_step=3, seed=0)
+    buffer = ReplayBuffer(16, n_step=3, gamma=0.99, seed=0)
     for t in range(2):
         add(buffer, t, 1.0, F, F)
     with pytest.raises(ValueError, match="none of the 2 stored transitions can start a sample yet"):
         buffer.sample(2)
     add(buffer, 2, 1.0, F, F)
     assert buffer.sample(2).obs[:, 0].tolist() == [0.0, 0.0]
+
+
+def test_n_step_sampling_without_a_discount_says_where_it_comes_from() -> None:
+    buffer = ReplayBuffer(16, n_step=3, seed=0)  # no gamma: a trainer hands over its agent's
+    for t in range(4):
+        add(buffer, t, 1.0, F, F)
+    with pytest.raises(ValueError, match="need a discount: pass ReplayBuffer"):
+        buffer.sample(2)
+    buffer.gamma = 0.5
+    assert buffer.sample(2).discount.tolist() == [0.125, 0.125]
