@@ -14,6 +14,17 @@ from torch import Tensor, nn
 from qlearn.networks.mlp import hidden_layers
 
 
+PIXEL_MAX = 255.0  # uint8 frames: 0..255
+
+
+def pixels_to_unit(obs: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """uint8 (any non-float) pixels scaled to [0, 1] as ``dtype`` (default: the default float dtype); a float
+    input is taken as already scaled and returned as is."""
+    if obs.is_floating_point():
+        return obs
+    return obs.to(dtype or torch.get_default_dtype()) / PIXEL_MAX
+
+
 class MLPEncoder(nn.Module):
     """Flatten ``[B, *obs_shape]`` and apply hidden layers whose outputs are all activated.
 
@@ -83,6 +94,5 @@ class NatureCNN(nn.Module):
         self.fc = nn.Sequential(nn.Linear(64 * 7 * 7, feature_dim), nn.ReLU())
 
     def forward(self, obs: Tensor) -> Tensor:
-        if not obs.is_floating_point():
-            obs = obs.to(self.fc[0].weight.dtype) / 255.0  # uint8 pixels -> [0, 1]
+        obs = pixels_to_unit(obs, self.fc[0].weight.dtype)  # uint8 pixels -> [0, 1]
         return self.fc(self.conv(obs))  # [B, C, 84, 84] -> [B, feature_dim]
