@@ -34,34 +34,39 @@ class ConstantSchedule:
 
 
 class LinearSchedule:
-    """Linear interpolation from ``start`` (step 0) to ``end`` (step ``duration``), then ``end``.
+    """``start`` until step ``delay``, linear to ``end`` at step ``delay + duration``, then ``end``.
 
-    ``value(t) = start + (end - start) * min(t / duration, 1)``. Mnih et al. (2015, Extended
-    Data Table 1) anneal epsilon from 1.0 to 0.1 over the first 1M frames.
+    ``value(t) = start + (end - start) * clip((t - delay) / duration, 0, 1)``. Mnih et al. (2015, Extended
+    Data Table 1) anneal epsilon from 1.0 to 0.1 over the first 1M frames; Dopamine's
+    ``linearly_decaying_epsilon`` (``jax/agents/dqn/dqn_agent.py``) holds 1.0 for its ``warmup_steps``
+    (the agent's ``min_replay_history``) first, which is ``delay``.
 
     Args:
-        start: value at step 0 (and at negative steps).
-        end: value from step ``duration`` on.
-        duration: length of the ramp in env steps; 0 means ``end`` from the start.
+        start: value until step ``delay`` (and at negative steps).
+        end: value from step ``delay + duration`` on.
+        duration: length of the ramp in env steps; 0 means ``end`` from step ``delay``.
+        delay: env steps before the ramp starts.
     """
 
-    def __init__(self, start: float, end: float, duration: int) -> None:
-        if duration < 0:
-            raise ValueError(f"duration must be >= 0, got {duration}")
+    def __init__(self, start: float, end: float, duration: int, delay: int = 0) -> None:
+        if duration < 0 or delay < 0:
+            raise ValueError(f"duration and delay must be >= 0, got {duration} and {delay}")
         self.start = float(start)
         self.end = float(end)
         self.duration = int(duration)
+        self.delay = int(delay)
 
     def value(self, step: int) -> float:
+        step -= self.delay
         if self.duration == 0:
-            return self.end
+            return self.end if step >= 0 else self.start
         frac = min(max(step, 0) / self.duration, 1.0)
         return self.start + (self.end - self.start) * frac
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(start={self.start}, end={self.end}, "
-            f"duration={self.duration})"
+            f"duration={self.duration}, delay={self.delay})"
         )
 
 

@@ -145,3 +145,44 @@ def test_run_directories_are_named_after_the_env_or_the_dataset() -> None:
         names.append(str(cfg.hydra.run.dir))
     assert names[0].endswith("_dqn_CartPole-v1_seed3")
     assert names[1].endswith("_iql_CartPole-v1-medium_seed0")  # env.id is null until the dataset is read
+
+
+def test_drq_eps_atari100k_is_dopamines_drq_eps_gin() -> None:
+    """Each number against google/dopamine labs/atari_100k/configs/DrQ_eps.gin and the code it configures."""
+    import torch
+
+    from qlearn.atari_scores import HumanNormalizedScore
+    from qlearn.augment import Compose, RandomIntensity, RandomShift
+    from qlearn.targets import DoubleQNextValue
+
+    cfg = resolved(["experiment=drq_eps_atari100k", "env.id=BreakoutNoFrameskip-v4", "seed=7"])
+    env, trainer, schedule = cfg["env"], cfg["trainer"], cfg["exploration"]["schedule"]
+    assert (env["sticky_action_prob"], env["terminal_on_life_loss"], env["clip_reward"]) == (0.0, True, True)
+    assert (env["frame_skip"], env["frame_stack"], env["screen_size"], env["fire_reset_actions"]) == (4, 4, 84, [])
+    assert not env["life_loss_reset"] and "max_episode_steps" not in env  # the ALE's 108k frames = 27k steps
+    assert cfg["total_steps"] == trainer["total_steps"] == 100_000
+    assert (trainer["learning_starts"], trainer["train_every"], trainer["updates_per_step"], trainer["batch_size"]) == (
+        1600, 1, 1, 32)
+    assert cfg["buffer"]["n_step"] == 10 and cfg["buffer"]["capacity"] >= 100_000 and "alpha" not in cfg["buffer"]
+    assert (schedule["start"], schedule["end"], schedule["duration"], schedule["delay"]) == (1.0, 0.01, 5000, 1600)
+    assert (trainer["eval_every"], trainer["eval_episodes"], trainer["eval_epsilon"]) == (0, 100, 0.001)
+    agent_cfg = cfg["agent"]
+    assert (agent_cfg["lr"], agent_cfg["adam_eps"], agent_cfg["loss"], agent_cfg["max_grad_norm"]) == (
+        1e-4, 1.5e-4, "huber", None)
+    agent = build_agent(agent_cfg, EnvSpec((4, 84, 84), "uint8", (), num_actions=4), torch.device("cpu"))
+    assert agent.gamma == 0.99 and isinstance(agent.next_value, DoubleQNextValue)
+    assert (agent.target_updater.tau, agent.target_updater.every) == (1.0, 1)
+    adam = agent.optimizers["q"]
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["betas"] == (0.9, 0.999)
+    assert adam.defaults["lr"] == 1e-4 and adam.defaults["eps"] == 1.5e-4
+    assert agent.q.encoder.fc[0].in_features == 7744 and agent.q.head.advantage  # SAME padding, dueling
+    assert torch.count_nonzero(agent.q.encoder.fc[0].bias) == 0  # xavier init, zero biases
+    aug = agent.augmentation
+    assert isinstance(aug, Compose) and [type(a) for a in aug.augmentations] == [RandomShift, RandomIntensity]
+    assert (aug.augmentations[0].pad, aug.augmentations[1].scale) == (4, 0.05)
+    assert torch.equal(agent.augmentation_generator.get_state(), torch.Generator().manual_seed(7).get_state())
+    (score_cfg,) = cfg["scores"]
+    from hydra.utils import instantiate
+
+    score = instantiate(score_cfg)
+    assert isinstance(score, HumanNormalizedScore) and score.reference == [1.7, 30.5]

@@ -144,3 +144,13 @@ def test_one_env_and_vector_paths_make_the_same_choices() -> None:
     for step in range(400):
         np.testing.assert_array_equal(scalar.select(step, 1, lambda: greedy),
                                       vector._select_many(step, 1, lambda: greedy))
+
+
+def test_delayed_linear_schedule_is_dopamines_linearly_decaying_epsilon() -> None:
+    # Dopamine's linearly_decaying_epsilon(decay_period=5000, step, warmup_steps=1600, epsilon=0.01), by hand:
+    # 0.01 + clip(0.99 * (5000 + 1600 - step) / 5000, 0, 0.99)
+    s = LinearSchedule(1.0, 0.01, duration=5000, delay=1600)
+    for step, expected in [(0, 1.0), (1600, 1.0), (4100, 0.505), (6600, 0.01), (90_000, 0.01)]:
+        assert s.value(step) == pytest.approx(expected)
+    assert LinearSchedule(1.0, 0.1, duration=0, delay=10).value(9) == 1.0
+    assert LinearSchedule(1.0, 0.1, duration=0, delay=10).value(10) == pytest.approx(0.1)

@@ -140,3 +140,34 @@ def test_build_q_network_rejects_bad_arguments() -> None:
         build_q_network((4,), 2, kind="transformer")
     with pytest.raises(ValueError, match="84"):
         build_q_network((3, 64, 64), 2, kind="nature_cnn")
+
+
+def test_same_padding_matches_flax_sizes_and_pads_as_tf() -> None:
+    from qlearn.networks.encoders import same_padding
+
+    # Dopamine's FullRainbowNetwork (Flax nn.Conv, padding SAME) on 84x84: 84 -> 21 -> 11 -> 11, 64 * 11 * 11 = 7744.
+    assert [same_padding(84, 8, 4), same_padding(21, 4, 2), same_padding(11, 3, 1)] == [(2, 2), (1, 2), (1, 1)]
+    cnn = NatureCNN(4, padding="same")
+    assert cnn.conv[-1](torch.zeros(1, 64, 11, 11)).shape[1] == cnn.fc[0].in_features == 7744
+    assert cnn(_pixels()).shape == (2, 512)
+    # SAME padding is zero padding around the frame: a conv on a padded frame sees the corners at offset 2
+    first = cnn.conv[1]
+    x = torch.rand(1, 4, 84, 84)
+    manual = torch.relu(nn.functional.conv2d(nn.functional.pad(x, (2, 2, 2, 2)), first.weight, first.bias, stride=4))
+    torch.testing.assert_close(cnn.conv[:3](x), manual)
+    assert NatureCNN(4).fc[0].in_features == 3136  # the paper's valid padding is unchanged
+
+
+def test_xavier_init_bounds_every_weight_and_zeroes_biases() -> None:
+    torch.manual_seed(0)
+    net = build_q_network((4, 84, 84), 6, kind="nature_cnn", dueling=True, padding="same", init="xavier_uniform")
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 6  # 3 conv, fc, value, advantage
+    for layer in layers:
+        w = layer.weight
+        fan_in, fan_out = w.shape[1] * w[0, 0].numel(), w.shape[0] * w[0, 0].numel()
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
+        assert torch.count_nonzero(layer.bias) == 0
+    with pytest.raises(ValueError, match="unknown init"):
+        build_q_network((4,), 2, init="orthogonal")

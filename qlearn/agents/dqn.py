@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
+from qlearn.augment import Augmentation
 from qlearn.errors import QlearnError
 from qlearn.losses.td import td_loss
 from qlearn.networks.q import build_q_network
@@ -46,6 +47,10 @@ class DQN(Agent):
         loss: ``"huber"`` or ``"mse"``.
         max_grad_norm: global gradient-norm clip, or ``None``.
         regularizer: optional extra loss term ``f(q_all [B, A], action [B]) -> scalar`` (e.g. CQL).
+        augmentation: optional image augmentation applied to ``obs`` and ``next_obs`` independently in each
+            update, before the network (DrQ with K = M = 1 augmented copies: Kostrikov et al., 2021; e.g.
+            ``qlearn.augment.RandomShift(pad=4)``); ``act`` and evaluation see raw observations.
+        seed: seeds the augmentation's generator (saved with the agent); unused without ``augmentation``.
     """
 
     def __init__(
@@ -60,6 +65,8 @@ class DQN(Agent):
         loss: str = "huber",
         max_grad_norm: float | None = 10.0,
         regularizer: Callable[[Tensor, Tensor], Tensor] | None = None,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.q = q
@@ -71,6 +78,8 @@ class DQN(Agent):
         self.loss = loss
         self.max_grad_norm = max_grad_norm
         self.regularizer = regularizer
+        self.augmentation = augmentation
+        self.augmentation_generator = torch.Generator().manual_seed(int(seed)) if augmentation is not None else None
         self.optimizers = {"q": optimizer(self.q.parameters())}
 
     @classmethod
@@ -102,11 +111,15 @@ class DQN(Agent):
 
     def update(self, batch: Batch) -> Metrics:
         q, q_target = self.q, self.q_target  # one nn.Module attribute lookup each
+        obs, next_obs = batch.obs, batch.next_obs
+        if self.augmentation is not None:  # independent draws for s and s' (Dopamine's DrQ: rng1, rng2)
+            obs = self.augmentation(obs, self.augmentation_generator)
+            next_obs = self.augmentation(next_obs, self.augmentation_generator)
         with torch.no_grad():
-            next_v = self.next_value(q, q_target, batch.next_obs)  # [B]
+            next_v = self.next_value(q, q_target, next_obs)  # [B]
             discount = self.gamma if batch.discount is None else batch.discount
             y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
-        q_all = q(batch.obs)  # [B, A]
+        q_all = q(obs)  # [B, A]
         action = batch.action if batch.action.dtype == torch.int64 else batch.action.long()
         q_a = q_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)  # [B]
         loss = td_loss(q_a, y, kind=self.loss, weight=batch.weight)
@@ -127,3 +140,14 @@ class DQN(Agent):
         if batch.weight is not None:  # prioritized replay: the trainer feeds |delta| back as priorities
             metrics["td_error"] = (q_a.detach() - y).abs()  # [B]
         return metrics
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state = super().get_extra_state()
+        if self.augmentation_generator is not None:
+            state["augmentation_generator"] = self.augmentation_generator.get_state()
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        if self.augmentation_generator is not None:
+            self.augmentation_generator.set_state(state["augmentation_generator"])

@@ -14,6 +14,17 @@ from torch import Tensor, nn
 from qlearn.networks.mlp import hidden_layers
 
 
+PIXEL_MAX = 255.0  # uint8 frames: 0..255
+
+
+def pixels_to_unit(obs: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """uint8 (any non-float) pixels scaled to [0, 1] as ``dtype`` (default: the default float dtype); a float
+    input is taken as already scaled and returned as is."""
+    if obs.is_floating_point():
+        return obs
+    return obs.to(dtype or torch.get_default_dtype()) / PIXEL_MAX
+
+
 class MLPEncoder(nn.Module):
     """Flatten ``[B, *obs_shape]`` and apply hidden layers whose outputs are all activated.
 
@@ -52,13 +63,22 @@ class MLPEncoder(nn.Module):
         return self.net(obs)  # [B, *obs_shape] -> [B, output_dim]
 
 
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) zero padding of TF/Flax ``padding="SAME"``: output size ``ceil(size / stride)``, the odd
+    pixel after (``jax.lax.padtype_to_pads``)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
 class NatureCNN(nn.Module):
     """The DQN convolutional torso (Mnih et al., 2015, "Human-level control through deep
     reinforcement learning", Methods: "Model architecture").
 
     conv 32 8x8 stride 4 -> conv 64 4x4 stride 2 -> conv 64 3x3 stride 1 -> fc ``feature_dim``,
-    each followed by ReLU. Input ``[B, C, 84, 84]``; spatial sizes 84 -> 20 -> 9 -> 7, so the
-    flattened conv output has 64 * 7 * 7 = 3136 features.
+    each followed by ReLU. Input ``[B, C, 84, 84]``; with ``padding="valid"`` (the paper's) the spatial sizes
+    are 84 -> 20 -> 9 -> 7 and the flattened conv output has 64 * 7 * 7 = 3136 features; with ``"same"``
+    (Dopamine's JAX networks, Flax's default padding) 84 -> 21 -> 11 -> 11 and 64 * 11 * 11 = 7744.
 
     Pixels: a non-float input (uint8 frames) is scaled to [0, 1] by 1/255 inside ``forward``,
     so the replay buffer can keep uint8. A float input is taken as already scaled.
@@ -66,23 +86,28 @@ class NatureCNN(nn.Module):
     Args:
         in_channels: stacked frames (4 in the paper).
         feature_dim: width of the final fully connected layer (512 in the paper).
+        padding: ``"valid"`` (no padding) or ``"same"`` (zero padding as TF/Flax ``SAME``).
+        screen_size: height and width of the input frames.
     """
 
-    def __init__(self, in_channels: int = 4, feature_dim: int = 512) -> None:
+    def __init__(self, in_channels: int = 4, feature_dim: int = 512, padding: str = "valid",
+                 screen_size: int = 84) -> None:
         super().__init__()
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
         self.output_dim = int(feature_dim)
-        self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, 32, kernel_size=8, stride=4),  # [B, 32, 20, 20]
-            nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2),  # [B, 64, 9, 9]
-            nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1),  # [B, 64, 7, 7]
-            nn.ReLU(),
-            nn.Flatten(start_dim=1),  # [B, 3136]
-        )
-        self.fc = nn.Sequential(nn.Linear(64 * 7 * 7, feature_dim), nn.ReLU())
+        layers: list[nn.Module] = []
+        size, channels = int(screen_size), int(in_channels)
+        for out_channels, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+            if padding == "same":
+                before, after = same_padding(size, kernel, stride)
+                layers.append(nn.ZeroPad2d((before, after, before, after)))  # (left, right, top, bottom)
+                size += before + after
+            layers += [nn.Conv2d(channels, out_channels, kernel_size=kernel, stride=stride), nn.ReLU()]
+            size, channels = (size - kernel) // stride + 1, out_channels  # valid: 20, 9, 7; same: 21, 11, 11
+        self.conv = nn.Sequential(*layers, nn.Flatten(start_dim=1))  # [B, 64 * size * size]
+        self.fc = nn.Sequential(nn.Linear(channels * size * size, feature_dim), nn.ReLU())
 
     def forward(self, obs: Tensor) -> Tensor:
-        if not obs.is_floating_point():
-            obs = obs.to(self.fc[0].weight.dtype) / 255.0  # uint8 pixels -> [0, 1]
+        obs = pixels_to_unit(obs, self.fc[0].weight.dtype)  # uint8 pixels -> [0, 1]
         return self.fc(self.conv(obs))  # [B, C, 84, 84] -> [B, feature_dim]

@@ -74,6 +74,8 @@ def build_q_network(
     hidden_sizes: Sequence[int] = (120, 84),
     dueling: bool = False,
     activation: str | type[nn.Module] = "relu",
+    padding: str = "valid",
+    init: str = "torch",
 ) -> nn.Module:
     """Build a :class:`QNetwork` for one observation shape and ``num_actions`` actions.
 
@@ -82,6 +84,11 @@ def build_q_network(
     * ``kind="nature_cnn"``: :class:`NatureCNN` on ``[C, 84, 84]`` frames, then a linear layer
       (Mnih et al., 2015); ``hidden_sizes`` is not used.
     * ``kind="auto"``: ``nature_cnn`` for 3-D observations, ``mlp`` otherwise.
+
+    ``padding`` is the CNN's (``"valid"`` or ``"same"``, see :class:`NatureCNN`). ``init="torch"`` keeps
+    PyTorch's default initialisation; ``"xavier_uniform"`` draws every weight from Glorot & Bengio's (2010)
+    uniform and zeroes the biases (Dopamine's JAX networks, ``nn.initializers.xavier_uniform()`` and Flax's
+    zero bias).
 
     With ``dueling=True`` the last hidden layer (the 512-unit fc for the CNN) feeds a value and an
     advantage stream, each one linear layer, combined by :class:`DuelingHead`. Wang et al. (2016)
@@ -102,7 +109,7 @@ def build_q_network(
             raise ValueError(
                 f"nature_cnn expects observations of shape (C, 84, 84), got {obs_shape}"
             )
-        encoder = NatureCNN(in_channels=obs_shape[0])
+        encoder = NatureCNN(in_channels=obs_shape[0], padding=padding)
     else:
         raise ValueError(f"unknown kind {kind!r}; choose 'mlp', 'nature_cnn' or 'auto'")
     head: nn.Module
@@ -110,4 +117,12 @@ def build_q_network(
         head = DuelingHead(encoder.output_dim, num_actions, hidden_sizes=(), activation=activation)
     else:
         head = nn.Linear(encoder.output_dim, num_actions)
-    return QNetwork(encoder, head)
+    net = QNetwork(encoder, head)
+    if init == "xavier_uniform":
+        for module in net.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+    elif init != "torch":
+        raise ValueError(f"unknown init {init!r}; choose 'torch' or 'xavier_uniform'")
+    return net
