@@ -28,7 +28,10 @@ TINY = ["total_steps=300", "eval.episodes=1", "+env.max_episode_steps=100", "dev
 TINY_ONLINE = ["eval.every=150", "trainer.learning_starts=64", "trainer.random_steps=0", "trainer.batch_size=32",
                "trainer.updates_per_step=1", "trainer.checkpoint_every=150", "buffer.capacity=2000"]
 TINY_OFFLINE = ["trainer.total_updates=30", "trainer.batch_size=32", "trainer.checkpoint_every=15", "eval.every=15"]
-PRESET_ENV = {"dqn_atari": "BreakoutNoFrameskip-v4", "double_dqn_atari": "PongNoFrameskip-v4"}
+PRESET_ENV = {"dqn_atari": "BreakoutNoFrameskip-v4", "double_dqn_atari": "PongNoFrameskip-v4",
+              "drq_eps_atari100k": "BoxingNoFrameskip-v4"}
+# Atari presets: fewer CNN updates (each costs 50-250 ms on a CPU core)
+ATARI_STEPS = {"total_steps": "140", "trainer.learning_starts": "100", "eval.every": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,8 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(overrides: list[str], run_dir: Path) -> dict:
+    keyed = {o.split("=", 1)[0]: o for o in overrides}  # a later override of a key replaces an earlier one
+    overrides = list(keyed.values())
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -85,6 +90,6 @@ def test_every_preset_trains_a_few_steps(preset: str, datasets: dict[str, Path],
     else:
         overrides += TINY_ONLINE
         if preset in PRESET_ENV:
-            overrides.append(f"env.id={PRESET_ENV[preset]}")
+            overrides += [f"env.id={PRESET_ENV[preset]}", *(f"{k}={v}" for k, v in ATARI_STEPS.items())]
     results = run(overrides, tmp_path / "run")
     assert results["updates"] > 0 and results["final_eval"]["episodes"] == 1
