@@ -16,7 +16,7 @@ from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import TanhGaussianActor
 from qlearn.networks.ensemble import QEnsemble
 from qlearn.optim import OptimizerFactory, adam
-from qlearn.targets import random_subset, soft_min_value, td_target
+from qlearn.targets import SoftMinNextValue, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
 from qlearn.utils import no_grad
@@ -33,7 +33,8 @@ class REDQ(Agent):
     Polyak target update. The reference code computes its policy loss before the critic's optimizer
     step of the same iteration; we update the critic first and evaluate the actor on it.
 
-    * critic: ``y = r + discount (1 - d) (min_{i in M} Q_target_i(s', a') - alpha log pi(a'|s'))``,
+    * critic: ``y = r + discount (1 - d) V(s')`` with ``V`` the ``next_value`` block, by default
+      ``min_{i in M} Q_target_i(s', a') - alpha log pi(a'|s')`` over a random M-subset drawn each call;
       ``L = sum_i mean_B (Q_i(s, a) - y)^2`` (Alg. 1 lines 7-8; summed over members as the reference).
     * actor: ``mean_B [alpha log pi(a~|s) - agg_i Q_i(s, a~)]`` with ``agg`` the mean over all N
       (REDQ, Alg. 1 line 11) or the min (SAC, Haarnoja et al., 2018).
@@ -46,7 +47,8 @@ class REDQ(Agent):
     Args:
         actor: module ``obs -> (action [B, A], log_prob [B])`` with an ``act(obs, deterministic)``.
         critic: :class:`QEnsemble` ``(obs, action) -> [N, B]``.
-        num_min: M, the size of the random subset minimised over in the target.
+        next_value: the soft bootstrapped value; ``None`` is ``SoftMinNextValue(num_min=2)``. Its
+            ``num_min`` is M, and ``backup_entropy=False`` is CQL's ``deterministic_backup``.
         actor_q: ``"mean"`` or ``"min"`` over the N critics in the actor loss.
         actor_update_every: actor and alpha step every this many critic steps (REDQ's policy delay).
         gamma: discount for one-step batches.
@@ -56,8 +58,6 @@ class REDQ(Agent):
         target_updater: moves the target critics; its ``every`` counts critic steps.
         critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
         critic_regularizer: optional extra critic term ``f(agent, batch) -> scalar`` (e.g. CQL).
-        backup_entropy: keep ``- alpha log pi(a'|s')`` in the critic target; CQL's authors drop it
-            (their ``deterministic_backup=True``, Kumar et al., 2020, Eq. 3).
         seed: seeds the generator of the random subsets (saved with the agent).
         compile: ``torch.compile`` the critic and actor losses (forward and backward); the first
             updates pay the compilation (about a minute on a CPU).
@@ -68,7 +68,7 @@ class REDQ(Agent):
         actor: nn.Module,
         critic: QEnsemble,
         *,
-        num_min: int = 2,
+        next_value: SoftMinNextValue | None = None,
         actor_q: str = "mean",
         actor_update_every: int = 1,
         gamma: float = 0.99,
@@ -80,15 +80,15 @@ class REDQ(Agent):
         actor_optimizer: OptimizerFactory | None = None,
         alpha_optimizer: OptimizerFactory | None = None,
         critic_regularizer: Callable[[REDQ, Batch], Tensor] | None = None,
-        backup_entropy: bool = True,
         seed: int = 0,
         compile: bool = False,
     ) -> None:
         super().__init__()
         if actor_q not in _ACTOR_Q:
             raise ValueError(f"actor_q must be one of {_ACTOR_Q}, got {actor_q!r}")
-        if not 1 <= num_min <= critic.num_q:
-            raise ValueError(f"num_min must be in [1, num_q={critic.num_q}], got {num_min}")
+        self.next_value = next_value if next_value is not None else SoftMinNextValue()
+        if self.next_value.num_min > critic.num_q:
+            raise ValueError(f"num_min must be in [1, num_q={critic.num_q}], got {self.next_value.num_min}")
         if actor_update_every < 1:
             raise ValueError(f"actor_update_every must be >= 1, got {actor_update_every}")
         if init_alpha <= 0:
@@ -96,7 +96,6 @@ class REDQ(Agent):
         self.actor = actor
         self.critic = critic
         self.critic_target = make_target(critic)
-        self.num_min = int(num_min)
         self.actor_q = actor_q
         self.actor_update_every = int(actor_update_every)
         self.gamma = float(gamma)
@@ -105,7 +104,6 @@ class REDQ(Agent):
         self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
         self.target_updater = target_updater if target_updater is not None else PolyakUpdate(0.005)
         self.critic_regularizer = critic_regularizer
-        self.backup_entropy = bool(backup_entropy)
         log_alpha = torch.tensor(math.log(init_alpha))
         if self.learn_alpha:
             self.log_alpha = nn.Parameter(log_alpha)
@@ -192,7 +190,7 @@ class REDQ(Agent):
 
     def update(self, batch: Batch) -> Metrics:
         alpha = self.alpha
-        members = random_subset(self.critic.num_q, self.num_min, self.subset_generator).to(batch.obs.device)
+        members = self.next_value.draw(self.critic.num_q, self.subset_generator).to(batch.obs.device)
         critic_loss, q, y = self._critic_loss(batch, members, alpha)
         loss = critic_loss
         metrics: Metrics = {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean()}
@@ -213,8 +211,7 @@ class REDQ(Agent):
 
     def _critic_loss_eager(self, batch: Batch, members: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, Q [N, B], y [B])`` for the drawn target subset ``members`` (REDQ Alg. 1 lines 7-8)."""
-        backup_alpha = alpha if self.backup_entropy else torch.zeros_like(alpha)
-        next_v = soft_min_value(self.actor, self.critic_target, batch.next_obs, backup_alpha, members)
+        next_v = self.next_value(self.actor, self.critic_target, batch.next_obs, alpha, members)  # [B]
         discount = self.gamma if batch.discount is None else batch.discount
         y = td_target(batch.reward, batch.terminated, next_v, discount).detach()  # [B]
         q = self.critic(batch.obs, batch.action)  # [N, B]
