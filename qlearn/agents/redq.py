@@ -57,7 +57,7 @@ class REDQ(Agent):
         target_entropy: entropy target; ``None`` means ``-|A|`` (Haarnoja et al., 2018, Sec. 5).
         target_updater: moves the target critics; its ``every`` counts critic steps.
         critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
-        critic_regularizer: optional extra critic term ``f(agent, batch) -> scalar`` (e.g. CQL).
+        critic_regularizer: optional extra critic term ``f(actor, critic, batch) -> scalar`` (e.g. CQL).
         seed: seeds the generator of the random subsets (saved with the agent).
         compile: ``torch.compile`` the critic and actor losses (forward and backward); the first
             updates pay the compilation (about a minute on a CPU).
@@ -79,7 +79,7 @@ class REDQ(Agent):
         critic_optimizer: OptimizerFactory | None = None,
         actor_optimizer: OptimizerFactory | None = None,
         alpha_optimizer: OptimizerFactory | None = None,
-        critic_regularizer: Callable[[REDQ, Batch], Tensor] | None = None,
+        critic_regularizer: Callable[[nn.Module, QEnsemble, Batch], Tensor] | None = None,
         seed: int = 0,
         compile: bool = False,
     ) -> None:
@@ -195,7 +195,7 @@ class REDQ(Agent):
         loss = critic_loss
         metrics: Metrics = {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean()}
         if self.critic_regularizer is not None:
-            reg = self.critic_regularizer(self, batch)
+            reg = self.critic_regularizer(self.actor, self.critic, batch)
             loss = loss + reg
             metrics["train/critic_regularizer"] = reg.detach()
         self._step("critic", loss)
