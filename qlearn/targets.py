@@ -109,7 +109,7 @@ class SoftMinNextValue:
 
     Two calls, so that the random draw stays outside ``torch.compile``: ``draw(N, generator)`` picks the
     subset (the agent owns and checkpoints the generator), ``__call__`` computes the value for it.
-    ``log pi`` is in whatever units ``policy`` reports.
+    ``log pi`` is in whatever units ``policy`` reports (:class:`qlearn.agents.REDQ` passes squashed ones).
 
     Args:
         num_min: M, the subset size, ``1 <= M <= N``.

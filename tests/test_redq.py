@@ -4,6 +4,7 @@ direction, state round trip, discrete-env refusal, and a one-step bandit whose Q
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from collections import Counter
 
@@ -135,7 +136,28 @@ def test_agent_temperature_rises_when_the_policy_entropy_is_below_target() -> No
     assert agent.alpha.item() < 1.0
 
 
+def test_entropy_is_measured_and_targeted_in_squashed_units() -> None:
+    """On a box of [-100, 100] the actor's env-unit log-density is log 100 below the squashed one, whose
+    entropy ceiling is log 2: the metric is the squashed entropy, and a target of 2 is out of reach
+    (alpha rises) although the env-unit entropy is above it."""
+    wide = EnvSpec((3,), "float32", (1,), action_low=(-100.0,), action_high=(100.0,))
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(wide, hidden_sizes=(16,), target_entropy=2.0)
+    batch = random_batch()
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        agent.actor(batch.next_obs)  # update() samples the target's a' first
+        _, log_prob = agent.actor(batch.obs)  # then the actor step's a~; env units
+    torch.manual_seed(1)
+    metrics = agent.update(batch)
+    env_entropy = -log_prob.mean().item()
+    assert env_entropy > 2.0 + 2.0
+    assert metrics["train/entropy"].item() == pytest.approx(env_entropy - math.log(100.0), rel=1e-5)
+    assert agent.alpha.item() > 1.0
+
+
 def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
+    """On Pendulum's [-2, 2] the backup's log pi is in squashed units: the actor's env-unit value + log 2."""
     torch.manual_seed(0)
     agent = REDQ.from_spec(PENDULUM, num_q=4, hidden_sizes=(16,), gamma=0.9, actor_update_every=100)
     batch = random_batch()
@@ -145,7 +167,8 @@ def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
         next_action, next_log_prob = agent.actor(batch.next_obs)
         members = random_subset(4, 2, generator)
         q_next = agent.critic_target(batch.next_obs, next_action)[members].min(dim=0).values
-        y = batch.reward + 0.9 * (1 - batch.terminated) * (q_next - agent.alpha * next_log_prob)
+        squashed_log_prob = next_log_prob + math.log(2.0)
+        y = batch.reward + 0.9 * (1 - batch.terminated) * (q_next - agent.alpha * squashed_log_prob)
         expected = (agent.critic(batch.obs, batch.action) - y).pow(2).mean(dim=1).sum()
     torch.manual_seed(7)
     metrics = agent.update(batch)
@@ -162,7 +185,8 @@ def test_actor_loss_aggregates_the_critics_as_configured(actor_q: str) -> None:
         q = agent.critic(obs, action)  # [N, B]; the members disagree at init
     q_pi = q.mean(dim=0) if actor_q == "mean" else q.min(dim=0).values
     loss, _ = agent._actor_loss(obs, alpha)
-    assert loss.item() == pytest.approx((alpha * log_prob - q_pi).mean().item(), rel=1e-5)
+    squashed_log_prob = log_prob + math.log(2.0)  # Pendulum's scale is 2
+    assert loss.item() == pytest.approx((alpha * squashed_log_prob - q_pi).mean().item(), rel=1e-5)
     assert not torch.allclose(q.mean(dim=0), q.min(dim=0).values)
 
 

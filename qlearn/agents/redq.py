@@ -44,6 +44,13 @@ class REDQ(Agent):
     SAC is N = M = 2, G = 1, ``actor_q="min"``; REDQ is N = 10, M = 2, G = 20, ``actor_update_every=20``;
     DroQ is REDQ's settings with N = 2 and dropout + LayerNorm critics (Hiraoka et al., 2022).
 
+    Entropy units: every ``log pi`` above (target, actor loss, alpha loss, the ``train/entropy``
+    metric) is the log-density of the squashed action ``tanh(u)`` in ``(-1, 1)^A``, i.e. the actor's
+    env-unit log-density plus ``sum_j log scale_j``, as in the REDQ code (its log-probability leaves
+    out the action limit), softlearning (actions normalised to [-1, 1]) and SB3. So
+    ``target_entropy`` means the same as in those sources on every action box; the largest entropy
+    a policy can reach is ``|A| log 2`` (uniform). On boxes of [-1, 1] both units coincide.
+
     Args:
         actor: module ``obs -> (action [B, A], log_prob [B])`` with an ``act(obs, deterministic)``.
         critic: :class:`QEnsemble` ``(obs, action) -> [N, B]``.
@@ -54,7 +61,8 @@ class REDQ(Agent):
         gamma: discount for one-step batches.
         init_alpha: initial entropy temperature.
         learn_alpha: tune alpha toward ``target_entropy``.
-        target_entropy: entropy target; ``None`` means ``-|A|`` (Haarnoja et al., 2018, Sec. 5).
+        target_entropy: entropy target in squashed units (see above); ``None`` means ``-|A|``
+            (Haarnoja et al., 2018, Sec. 5).
         target_updater: moves the target critics; its ``every`` counts critic steps.
         critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
         critic_regularizer: optional extra critic term ``f(actor, critic, batch) -> scalar`` (e.g. CQL).
@@ -102,6 +110,9 @@ class REDQ(Agent):
         self.learn_alpha = bool(learn_alpha)
         action_dim = int(getattr(actor, "action_dim", 1))
         self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
+        # env-unit log pi + sum_j log scale_j = squashed log pi; 0 on [-1, 1] boxes and for actors without a scale
+        log_scale = getattr(actor, "log_scale", None)
+        self.log_scale_sum = 0.0 if log_scale is None else float(log_scale.sum())
         self.target_updater = target_updater if target_updater is not None else PolyakUpdate(0.005)
         self.critic_regularizer = critic_regularizer
         log_alpha = torch.tensor(math.log(init_alpha))
@@ -211,7 +222,7 @@ class REDQ(Agent):
 
     def _critic_loss_eager(self, batch: Batch, members: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, Q [N, B], y [B])`` for the drawn target subset ``members`` (REDQ Alg. 1 lines 7-8)."""
-        next_v = self.next_value(self.actor, self.critic_target, batch.next_obs, alpha, members)  # [B]
+        next_v = self.next_value(self._policy, self.critic_target, batch.next_obs, alpha, members)  # [B]
         discount = self.gamma if batch.discount is None else batch.discount
         y = td_target(batch.reward, batch.terminated, next_v, discount).detach()  # [B]
         q = self.critic(batch.obs, batch.action)  # [N, B]
@@ -219,10 +230,15 @@ class REDQ(Agent):
 
     def _actor_loss_eager(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """``(loss, log_prob [B])`` of the policy step (REDQ Alg. 1 line 11; SAC with ``actor_q="min"``)."""
-        action, log_prob = self.actor(obs)
+        action, log_prob = self._policy(obs)
         q = self.critic(obs, action)  # [N, B]
         q_pi = q.mean(dim=0) if self.actor_q == "mean" else q.min(dim=0).values
         return sac_actor_loss(log_prob, q_pi, alpha), log_prob
+
+    def _policy(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(action [B, A] in env units, log pi(action|obs) [B] in squashed units)``: see the class docstring."""
+        action, log_prob = self.actor(obs)
+        return action, log_prob + self.log_scale_sum
 
     def _update_actor_and_alpha(self, obs: Tensor, alpha: Tensor) -> Metrics:
         self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
