@@ -36,7 +36,7 @@ from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
 from qlearn.networks import MLP
 from qlearn.offline import OfflineDataset
 from qlearn.optim import adam
-from qlearn.targets import DoubleQNextValue
+from qlearn.targets import DoubleQNextValue, SoftMinNextValue
 from qlearn.trainers import OfflineTrainer
 from qlearn.types import Batch
 from qlearn.updaters import PolyakUpdate
@@ -195,8 +195,8 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
     if name == "iql":
         return IQL.from_spec(HOPPER, hidden_sizes=(H, H), actor_lr_decay_steps=1_000_000).to(device)
     if name == "cql":
-        return REDQ.from_spec(HOPPER, num_q=2, num_min=2, actor_q="min", hidden_sizes=(H, H), actor_lr=1e-4,
-                              alpha_lr=1e-4, backup_entropy=False,
+        return REDQ.from_spec(HOPPER, num_q=2, actor_q="min", hidden_sizes=(H, H), actor_lr=1e-4,
+                              alpha_lr=1e-4, next_value=SoftMinNextValue(2, backup_entropy=False),
                               critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
     q = MLP(4, 2, (H, H))
     return DQN(q, 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="mse", max_grad_norm=None,

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qlearn import REDQ, EnvSpec, OnlineTrainer, ReplayBuffer, make_env
+from qlearn.targets import SoftMinNextValue
 from qlearn.types import Batch
 
 ENV_ID = "Hopper-v5"
@@ -219,8 +220,9 @@ class LoopUpdate(BareUpdate):
 
 # --------------------------------------------------------------------------- qlearn
 def make_agent(p: Preset, spec: EnvSpec, device: torch.device, compile: bool = False) -> REDQ:
-    return REDQ.from_spec(spec, num_q=p.num_q, num_min=p.num_min, actor_q=p.actor_q, actor_update_every=p.utd,
-                          hidden_sizes=(HIDDEN, HIDDEN), dropout=p.dropout, layer_norm=p.layer_norm, lr=LR,
+    return REDQ.from_spec(spec, num_q=p.num_q, next_value=SoftMinNextValue(p.num_min), actor_q=p.actor_q,
+                          actor_update_every=p.utd, hidden_sizes=(HIDDEN, HIDDEN), dropout=p.dropout,
+                          layer_norm=p.layer_norm, lr=LR,
                           tau=TAU, gamma=GAMMA, compile=compile).to(device)
 
 

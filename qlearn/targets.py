@@ -1,16 +1,21 @@
 """Bootstrapped TD targets and the next-state value blocks that feed them.
 
-A next-value block is a plain callable ``(q, q_target, next_obs) -> [B]`` with its
-hyperparameters in ``__init__``, so Hydra can pick it with ``_target_`` and an agent can swap
-DQN for Double DQN without a flag.
+A next-value block is a plain callable with its hyperparameters in ``__init__``, so Hydra can pick
+it with ``_target_`` and an agent can swap variants without a flag: ``(q, q_target, next_obs) -> [B]``
+for DQN (Greedy, Double), ``(policy, critic_target, next_obs, alpha, members) -> [B]`` for the soft
+actor-critics (REDQ, SAC, DroQ, CQL).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from qlearn.utils import no_grad
+
+Policy = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
 def td_target(
@@ -85,30 +90,6 @@ class DoubleQNextValue:
         return f"{type(self).__name__}()"
 
 
-def min_of_random_subset(
-    q: Tensor, m: int, generator: torch.Generator | None = None
-) -> Tensor:
-    """Minimum over ``m`` of the ``N`` ensemble members, the subset drawn without replacement.
-
-    REDQ's in-target minimisation (Chen et al., 2021, "Randomized Ensembled Double Q-Learning",
-    Alg. 1): ``min_{i in M} Q_i`` with ``M`` a random ``m``-subset of ``{1..N}``. As in the
-    reference implementation, one subset is drawn per call and shared by the whole batch.
-    ``m = N`` gives the plain ensemble minimum (the clipped double-Q of SAC/TD3 for N = 2).
-
-    Args:
-        q: ``[N, B]`` member estimates.
-        m: subset size, ``1 <= m <= N``.
-        generator: torch generator for the draw (for reproducibility); ``None`` uses the global one.
-
-    Returns:
-        ``[B]`` the subset minimum.
-    """
-    if q.dim() != 2:
-        raise ValueError(f"q must be [N, B], got shape {tuple(q.shape)}")
-    idx = random_subset(q.shape[0], m, generator).to(q.device)  # [M]
-    return q.index_select(0, idx).min(dim=0).values  # [M, B] -> [B]
-
-
 def random_subset(n: int, m: int, generator: torch.Generator | None = None) -> Tensor:
     """``m`` distinct member indices out of ``n``, drawn uniformly (on the generator's device)."""
     if not 1 <= m <= n:
@@ -117,43 +98,50 @@ def random_subset(n: int, m: int, generator: torch.Generator | None = None) -> T
     return torch.randperm(n, generator=generator, device=device)[:m]
 
 
-@no_grad
-def soft_subset_min_value(
-    actor: nn.Module,
-    critic_target: nn.Module,
-    next_obs: Tensor,
-    alpha: Tensor | float,
-    num_min: int,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """REDQ's soft next-state value ``min_{i in M} Q_target_i(s', a') - alpha * log pi(a'|s')``.
+class SoftMinNextValue:
+    """REDQ's soft next-state value ``V(s') = min_{i in M} Q_target_i(s', a') - alpha * log pi(a'|s')``.
 
     ``a' ~ pi(.|s')`` is a fresh policy sample and ``M`` a random ``num_min``-subset of the N target
-    critics (Chen et al., 2021, Alg. 1 line 7; with N = M = 2 it is SAC's clipped double-Q soft
-    value, Haarnoja et al., 2018, Eq. 3). Only the chosen members are evaluated.
+    critics, one subset per update shared by the whole batch (Chen et al., 2021, "Randomized Ensembled
+    Double Q-Learning", Alg. 1 line 7). With N = M = 2 it is SAC's clipped double-Q soft value
+    (Haarnoja et al., 2018, Eq. 3). ``backup_entropy=False`` drops ``- alpha log pi``: CQL's
+    ``deterministic_backup`` (Kumar et al., 2020). Only the drawn members are evaluated.
+
+    Two calls, so that the random draw stays outside ``torch.compile``: ``draw(N, generator)`` picks the
+    subset (the agent owns and checkpoints the generator), ``__call__`` computes the value for it.
+    ``log pi`` is in whatever units ``policy`` reports (:class:`qlearn.agents.REDQ` passes squashed ones).
 
     Args:
-        actor: module ``obs -> (action [B, A], log_prob [B])``.
-        critic_target: ensemble ``(obs, action, members) -> [M, B]``
-            (see :class:`qlearn.networks.ensemble.QEnsemble`).
-        next_obs: ``[B, *obs_shape]``.
-        alpha: entropy temperature.
-        num_min: subset size M.
-        generator: torch generator for the subset draw; ``None`` uses the global one.
-
-    Returns:
-        ``[B]`` soft values of s'.
+        num_min: M, the subset size, ``1 <= M <= N``.
+        backup_entropy: keep ``- alpha log pi(a'|s')`` in the value.
     """
-    members = random_subset(critic_target.num_q, num_min, generator).to(next_obs.device)  # [M]
-    return soft_min_value(actor, critic_target, next_obs, alpha, members)
 
+    def __init__(self, num_min: int = 2, backup_entropy: bool = True) -> None:
+        if num_min < 1:
+            raise ValueError(f"num_min must be >= 1, got {num_min}")
+        self.num_min = int(num_min)
+        self.backup_entropy = bool(backup_entropy)
 
-@no_grad
-def soft_min_value(
-    actor: nn.Module, critic_target: nn.Module, next_obs: Tensor, alpha: Tensor | float, members: Tensor
-) -> Tensor:
-    """``min_{i in members} Q_target_i(s', a') - alpha * log pi(a'|s')`` for given member indices ``[M]``:
-    :func:`soft_subset_min_value` with the subset drawn by the caller (no RNG inside, so it compiles)."""
-    next_action, next_log_prob = actor(next_obs)
-    q = critic_target(next_obs, next_action, members=members)  # [M, B]
-    return q.min(dim=0).values - alpha * next_log_prob  # [B]
+    def draw(self, num_q: int, generator: torch.Generator | None = None) -> Tensor:
+        """The member indices ``[M]`` for the next call; ``generator=None`` uses the global one."""
+        return random_subset(num_q, self.num_min, generator)
+
+    @no_grad
+    def __call__(
+        self, policy: Policy, critic_target: nn.Module, next_obs: Tensor, alpha: Tensor | float, members: Tensor
+    ) -> Tensor:
+        """``[B]`` soft values of ``next_obs`` for the drawn ``members`` ``[M]``.
+
+        Args:
+            policy: ``obs -> (action [B, A], log_prob [B])``.
+            critic_target: ensemble ``(obs, action, members) -> [M, B]`` (see :class:`QEnsemble`).
+            next_obs: ``[B, *obs_shape]``.
+            alpha: entropy temperature.
+            members: indices from :meth:`draw`, on ``next_obs``'s device.
+        """
+        next_action, next_log_prob = policy(next_obs)
+        q_min = critic_target(next_obs, next_action, members=members).min(dim=0).values  # [M, B] -> [B]
+        return q_min - alpha * next_log_prob if self.backup_entropy else q_min
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_min={self.num_min}, backup_entropy={self.backup_entropy})"

@@ -77,7 +77,7 @@ def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
         else:
             assert agent.actor_scheduler is not None and agent.actor_scheduler.T_max == cfg["trainer"]["total_updates"]
     elif experiment == "cql_mujoco":  # CQL authors: alpha 5, 10 samples, policy lr 1e-4, no entropy backup, 3x256
-        assert isinstance(agent, REDQ) and not agent.backup_entropy and agent.actor_q == "min"
+        assert isinstance(agent, REDQ) and not agent.next_value.backup_entropy and agent.actor_q == "min"
         reg = agent.critic_regularizer
         assert isinstance(reg, ContinuousCQLPenalty) and (reg.weight, reg.num_samples, reg.lagrange_gap) == (5.0, 10, None)
         assert agent.optimizers["actor"].param_groups[0]["lr"] == 1e-4
@@ -105,7 +105,7 @@ def test_continuous_presets_carry_the_papers_settings(preset: tuple) -> None:
     cfg = resolved([f"experiment={name}"])
     assert cfg["env"]["id"] == "Hopper-v5" and cfg["trainer"]["updates_per_step"] == utd
     agent = build_agent(cfg["agent"], SPECS["Hopper-v5"], torch.device("cpu"))
-    assert (agent.critic.num_q, agent.num_min, agent.actor_q) == (num_q, num_min, actor_q)
+    assert (agent.critic.num_q, agent.next_value.num_min, agent.actor_q) == (num_q, num_min, actor_q)
     assert agent.target_entropy == entropy
     dropouts = [m.p for m in agent.critic.net if isinstance(m, torch.nn.Dropout)]
     assert dropouts == ([dropout] * 2 if dropout else [])

@@ -14,7 +14,7 @@ from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
 from qlearn.networks import MLP
 from qlearn.offline import NormalizedScore, OfflineDataset
 from qlearn.optim import adam
-from qlearn.targets import DoubleQNextValue
+from qlearn.targets import DoubleQNextValue, SoftMinNextValue
 from qlearn.trainers import OfflineTrainer
 from qlearn.types import EnvSpec
 from qlearn.updaters import PolyakUpdate
@@ -129,8 +129,8 @@ def test_continuous_cql_keeps_out_of_data_actions_below_the_data() -> None:
 
     def gap(regularizer: ContinuousCQLPenalty | None) -> float:
         torch.manual_seed(0)
-        agent = REDQ.from_spec(CONTINUOUS, num_q=2, num_min=2, actor_q="min", hidden_sizes=(32, 32), lr=1e-3,
-                               critic_regularizer=regularizer, backup_entropy=False)
+        agent = REDQ.from_spec(CONTINUOUS, num_q=2, actor_q="min", hidden_sizes=(32, 32), lr=1e-3,
+                               next_value=SoftMinNextValue(2, backup_entropy=False), critic_regularizer=regularizer)
         for _ in range(300):
             agent.update(data.sample(64))
         with torch.no_grad():

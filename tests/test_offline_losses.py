@@ -97,11 +97,6 @@ class _SumCritic(nn.Module):
 
 
 def test_continuous_cql_penalty_proposals_by_hand() -> None:
-    class Agent(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.actor, self.critic = _FixedActor(), _SumCritic()
-
     torch.manual_seed(0)
     obs = torch.tensor([[0.0], [1.0]])
     next_obs = torch.tensor([[3.0], [-1.0]])
@@ -109,7 +104,7 @@ def test_continuous_cql_penalty_proposals_by_hand() -> None:
     k = 3
     penalty_block = ContinuousCQLPenalty(num_samples=k, weight=1.0)
     torch.manual_seed(1)
-    got = penalty_block.penalty(Agent(), batch)  # [2]
+    got = penalty_block.penalty(_FixedActor(), _SumCritic(), batch)  # [2]
     # Rebuild by hand with the same uniform draws: rand_like is called once, on a [B*K, 1] tensor.
     torch.manual_seed(1)
     u = 2.0 * (2 * torch.rand(2 * k, 1) - 1)  # uniform on [-2, 2]
@@ -125,20 +120,15 @@ def test_continuous_cql_penalty_proposals_by_hand() -> None:
         expected.append(sum(per_state) / 2)
     assert got.tolist() == pytest.approx(expected, rel=1e-5)
     torch.manual_seed(1)
-    assert penalty_block(Agent(), batch).item() == pytest.approx(sum(expected), rel=1e-5)  # summed over critics
+    assert penalty_block(_FixedActor(), _SumCritic(), batch).item() == pytest.approx(sum(expected), rel=1e-5)  # summed over critics
 
 
 def test_cql_lagrange_multiplier_moves_with_the_gap() -> None:
-    class Agent(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.actor, self.critic = _FixedActor(), _SumCritic()
-
     batch = Batch(torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4), torch.zeros(4, 1), torch.zeros(4))
     low_gap = ContinuousCQLPenalty(num_samples=4, weight=1.0, lagrange_gap=-100.0, lagrange_lr=0.1)
     high_gap = ContinuousCQLPenalty(num_samples=4, weight=1.0, lagrange_gap=100.0, lagrange_lr=0.1)
     for _ in range(5):
-        low_gap(Agent(), batch)
-        high_gap(Agent(), batch)
+        low_gap(_FixedActor(), _SumCritic(), batch)
+        high_gap(_FixedActor(), _SumCritic(), batch)
     assert low_gap.alpha_prime.item() > 1.0  # penalty above the threshold: alpha' grows
     assert high_gap.alpha_prime.item() < 1.0  # below: alpha' shrinks

@@ -4,6 +4,7 @@ direction, state round trip, discrete-env refusal, and a one-step bandit whose Q
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from collections import Counter
 
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 from qlearn.agents import REDQ
 from qlearn.errors import QlearnError
 from qlearn.losses import ensemble_td_loss, sac_actor_loss, temperature_loss
-from qlearn.targets import random_subset, soft_subset_min_value, td_target
+from qlearn.targets import SoftMinNextValue, random_subset, td_target
 from qlearn.types import Batch, EnvSpec
 
 PENDULUM = EnvSpec((3,), "float32", (1,), action_low=(-2.0,), action_high=(2.0,))
@@ -61,16 +62,26 @@ TABLE = [[2.0, 4.0], [1.0, 6.0], [3.0, 5.0]]
 SUBSET_MINIMA = {(0, 1): (1.0, 4.0), (0, 2): (2.0, 4.0), (1, 2): (1.0, 5.0)}
 
 
+def soft_value(actor: nn.Module, next_obs: list[int], alpha: float, num_min: int,
+               generator: torch.Generator | None = None, backup_entropy: bool = True) -> Tensor:
+    """The agent's two calls: draw the subset, then the value for it."""
+    block = SoftMinNextValue(num_min, backup_entropy=backup_entropy)
+    critic = TableCritic(TABLE)
+    return block(actor, critic, torch.tensor(next_obs), alpha, block.draw(critic.num_q, generator))
+
+
 def test_soft_value_with_m_equal_n_is_the_plain_min_minus_the_entropy_term() -> None:
-    v = soft_subset_min_value(FixedActor(0.3, -1.5), TableCritic(TABLE), torch.tensor([0, 1]), alpha=0.2, num_min=3)
+    v = soft_value(FixedActor(0.3, -1.5), [0, 1], alpha=0.2, num_min=3)
     torch.testing.assert_close(v, torch.tensor([1.0 + 0.3, 4.0 + 0.3]))  # min - 0.2 * (-1.5)
+    v = soft_value(FixedActor(0.3, -1.5), [0, 1], alpha=0.2, num_min=3, backup_entropy=False)  # CQL's backup
+    torch.testing.assert_close(v, torch.tensor([1.0, 4.0]))
 
 
 def test_soft_value_takes_the_min_over_a_uniformly_random_pair() -> None:
     g = torch.Generator().manual_seed(0)
     seen: Counter[tuple[float, float]] = Counter()
     for _ in range(3000):
-        v = soft_subset_min_value(FixedActor(0.0, 0.5), TableCritic(TABLE), torch.tensor([0, 1]), 1.0, 2, g)
+        v = soft_value(FixedActor(0.0, 0.5), [0, 1], 1.0, 2, g)
         seen[tuple(round(x + 0.5, 4) for x in v.tolist())] += 1  # add back alpha * log_prob
     assert set(seen) == set(SUBSET_MINIMA.values())
     for pair, count in seen.items():
@@ -79,7 +90,7 @@ def test_soft_value_takes_the_min_over_a_uniformly_random_pair() -> None:
 
 def test_redq_target_on_a_hand_built_batch() -> None:
     # y = r + gamma (1 - d) (min_{M} Q_target(s', a') - alpha log pi(a'|s')), with M = N = 3.
-    next_v = soft_subset_min_value(FixedActor(0.0, -2.0), TableCritic(TABLE), torch.tensor([1, 0, 1]), 0.5, 3)
+    next_v = soft_value(FixedActor(0.0, -2.0), [1, 0, 1], 0.5, 3)
     y = td_target(torch.tensor([1.0, -1.0, 0.5]), torch.tensor([0.0, 0.0, 1.0]), next_v, 0.9)
     # next values: s1: 4 + 1 = 5, s0: 1 + 1 = 2; the third is terminal.
     torch.testing.assert_close(y, torch.tensor([1.0 + 0.9 * 5.0, -1.0 + 0.9 * 2.0, 0.5]))
@@ -125,7 +136,28 @@ def test_agent_temperature_rises_when_the_policy_entropy_is_below_target() -> No
     assert agent.alpha.item() < 1.0
 
 
+def test_entropy_is_measured_and_targeted_in_squashed_units() -> None:
+    """On a box of [-100, 100] the actor's env-unit log-density is log 100 below the squashed one, whose
+    entropy ceiling is log 2: the metric is the squashed entropy, and a target of 2 is out of reach
+    (alpha rises) although the env-unit entropy is above it."""
+    wide = EnvSpec((3,), "float32", (1,), action_low=(-100.0,), action_high=(100.0,))
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(wide, hidden_sizes=(16,), target_entropy=2.0)
+    batch = random_batch()
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        agent.actor(batch.next_obs)  # update() samples the target's a' first
+        _, log_prob = agent.actor(batch.obs)  # then the actor step's a~; env units
+    torch.manual_seed(1)
+    metrics = agent.update(batch)
+    env_entropy = -log_prob.mean().item()
+    assert env_entropy > 2.0 + 2.0
+    assert metrics["train/entropy"].item() == pytest.approx(env_entropy - math.log(100.0), rel=1e-5)
+    assert agent.alpha.item() > 1.0
+
+
 def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
+    """On Pendulum's [-2, 2] the backup's log pi is in squashed units: the actor's env-unit value + log 2."""
     torch.manual_seed(0)
     agent = REDQ.from_spec(PENDULUM, num_q=4, hidden_sizes=(16,), gamma=0.9, actor_update_every=100)
     batch = random_batch()
@@ -135,7 +167,8 @@ def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
         next_action, next_log_prob = agent.actor(batch.next_obs)
         members = random_subset(4, 2, generator)
         q_next = agent.critic_target(batch.next_obs, next_action)[members].min(dim=0).values
-        y = batch.reward + 0.9 * (1 - batch.terminated) * (q_next - agent.alpha * next_log_prob)
+        squashed_log_prob = next_log_prob + math.log(2.0)
+        y = batch.reward + 0.9 * (1 - batch.terminated) * (q_next - agent.alpha * squashed_log_prob)
         expected = (agent.critic(batch.obs, batch.action) - y).pow(2).mean(dim=1).sum()
     torch.manual_seed(7)
     metrics = agent.update(batch)
@@ -152,7 +185,8 @@ def test_actor_loss_aggregates_the_critics_as_configured(actor_q: str) -> None:
         q = agent.critic(obs, action)  # [N, B]; the members disagree at init
     q_pi = q.mean(dim=0) if actor_q == "mean" else q.min(dim=0).values
     loss, _ = agent._actor_loss(obs, alpha)
-    assert loss.item() == pytest.approx((alpha * log_prob - q_pi).mean().item(), rel=1e-5)
+    squashed_log_prob = log_prob + math.log(2.0)  # Pendulum's scale is 2
+    assert loss.item() == pytest.approx((alpha * squashed_log_prob - q_pi).mean().item(), rel=1e-5)
     assert not torch.allclose(q.mean(dim=0), q.min(dim=0).values)
 
 
@@ -208,12 +242,14 @@ def test_discrete_action_space_is_refused_with_a_clear_message() -> None:
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="num_min"):
-        REDQ.from_spec(PENDULUM, num_q=2, num_min=3)
+        REDQ.from_spec(PENDULUM, num_q=2, next_value=SoftMinNextValue(3))
+    with pytest.raises(ValueError, match="num_min"):
+        SoftMinNextValue(0)
     with pytest.raises(ValueError, match="actor_q"):
         REDQ.from_spec(PENDULUM, actor_q="max")
 
 
-@pytest.mark.parametrize("settings", [{"num_q": 2, "actor_q": "min"}, {"num_q": 5, "num_min": 2}])
+@pytest.mark.parametrize("settings", [{"num_q": 2, "actor_q": "min"}, {"num_q": 5, "next_value": SoftMinNextValue(2)}])
 def test_one_step_bandit_learns_q_star_and_the_best_action(settings: dict) -> None:
     """One-step episodes with r(a) = -(a - 0.5)^2 on [-2, 2]: Q*(s, a) = r(a) and the best action is 0.5."""
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Tests for qlearn.targets: TD target masking, DQN vs Double DQN next values, subset min."""
+"""Tests for qlearn.targets: TD target masking, DQN vs Double DQN next values, the soft subset min."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from qlearn.targets import DoubleQNextValue, GreedyNextValue, min_of_random_subset, td_target
+from qlearn.targets import DoubleQNextValue, GreedyNextValue, SoftMinNextValue, td_target
 
 
 class TableQ(nn.Module):
@@ -86,17 +86,37 @@ def test_td_target_rejects_column_vectors() -> None:
         td_target(reward, torch.zeros(4), torch.zeros(4), torch.zeros(4, 1))
 
 
-def test_min_of_random_subset_full_is_plain_min() -> None:
+class MemberTable(nn.Module):
+    """Target critics whose values are a fixed ``[N, B]`` table; evaluates only the requested members."""
+
+    def __init__(self, q: torch.Tensor) -> None:
+        super().__init__()
+        self.q, self.num_q = q, q.shape[0]
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+        return self.q[members]  # [M, B]
+
+
+def zero_entropy_policy(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(obs.shape[0], 1), torch.zeros(obs.shape[0])
+
+
+def subset_min(q: torch.Tensor, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    block = SoftMinNextValue(m)
+    return block(zero_entropy_policy, MemberTable(q), torch.zeros(q.shape[1], 1), 1.0, block.draw(q.shape[0], generator))
+
+
+def test_soft_min_next_value_over_all_members_is_the_plain_min() -> None:
     q = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(min_of_random_subset(q, 5), q.min(dim=0).values)
+    torch.testing.assert_close(subset_min(q, 5), q.min(dim=0).values)
 
 
-def test_min_of_random_subset_reproducible_and_a_real_subset() -> None:
+def test_soft_min_next_value_draws_reproducibly_one_real_subset_per_call() -> None:
     q = torch.randn(10, 16, generator=torch.Generator().manual_seed(0))
     g1 = torch.Generator().manual_seed(123)
     g2 = torch.Generator().manual_seed(123)
-    draws1 = [min_of_random_subset(q, 2, g1) for _ in range(20)]
-    draws2 = [min_of_random_subset(q, 2, g2) for _ in range(20)]
+    draws1 = [subset_min(q, 2, g1) for _ in range(20)]
+    draws2 = [subset_min(q, 2, g2) for _ in range(20)]
     for a, b in zip(draws1, draws2):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     # Each result is the min over one pair of members shared by the whole batch ...
@@ -107,11 +127,8 @@ def test_min_of_random_subset_reproducible_and_a_real_subset() -> None:
     assert len({tuple(d.tolist()) for d in draws1}) > 1
 
 
-def test_min_of_random_subset_validates() -> None:
-    q = torch.zeros(3, 4)
+def test_soft_min_next_value_validates() -> None:
     with pytest.raises(ValueError):
-        min_of_random_subset(q, 0)
+        SoftMinNextValue(0)
     with pytest.raises(ValueError):
-        min_of_random_subset(q, 4)
-    with pytest.raises(ValueError):
-        min_of_random_subset(torch.zeros(3), 1)
+        SoftMinNextValue(4).draw(3)

@@ -16,7 +16,7 @@ from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import TanhGaussianActor
 from qlearn.networks.ensemble import QEnsemble
 from qlearn.optim import OptimizerFactory, adam
-from qlearn.targets import random_subset, soft_min_value, td_target
+from qlearn.targets import SoftMinNextValue, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
 from qlearn.utils import no_grad
@@ -33,7 +33,8 @@ class REDQ(Agent):
     Polyak target update. The reference code computes its policy loss before the critic's optimizer
     step of the same iteration; we update the critic first and evaluate the actor on it.
 
-    * critic: ``y = r + discount (1 - d) (min_{i in M} Q_target_i(s', a') - alpha log pi(a'|s'))``,
+    * critic: ``y = r + discount (1 - d) V(s')`` with ``V`` the ``next_value`` block, by default
+      ``min_{i in M} Q_target_i(s', a') - alpha log pi(a'|s')`` over a random M-subset drawn each call;
       ``L = sum_i mean_B (Q_i(s, a) - y)^2`` (Alg. 1 lines 7-8; summed over members as the reference).
     * actor: ``mean_B [alpha log pi(a~|s) - agg_i Q_i(s, a~)]`` with ``agg`` the mean over all N
       (REDQ, Alg. 1 line 11) or the min (SAC, Haarnoja et al., 2018).
@@ -43,21 +44,28 @@ class REDQ(Agent):
     SAC is N = M = 2, G = 1, ``actor_q="min"``; REDQ is N = 10, M = 2, G = 20, ``actor_update_every=20``;
     DroQ is REDQ's settings with N = 2 and dropout + LayerNorm critics (Hiraoka et al., 2022).
 
+    Entropy units: every ``log pi`` above (target, actor loss, alpha loss, the ``train/entropy``
+    metric) is the log-density of the squashed action ``tanh(u)`` in ``(-1, 1)^A``, i.e. the actor's
+    env-unit log-density plus ``sum_j log scale_j``, as in the REDQ code (its log-probability leaves
+    out the action limit), softlearning (actions normalised to [-1, 1]) and SB3. So
+    ``target_entropy`` means the same as in those sources on every action box; the largest entropy
+    a policy can reach is ``|A| log 2`` (uniform). On boxes of [-1, 1] both units coincide.
+
     Args:
         actor: module ``obs -> (action [B, A], log_prob [B])`` with an ``act(obs, deterministic)``.
         critic: :class:`QEnsemble` ``(obs, action) -> [N, B]``.
-        num_min: M, the size of the random subset minimised over in the target.
+        next_value: the soft bootstrapped value; ``None`` is ``SoftMinNextValue(num_min=2)``. Its
+            ``num_min`` is M, and ``backup_entropy=False`` is CQL's ``deterministic_backup``.
         actor_q: ``"mean"`` or ``"min"`` over the N critics in the actor loss.
         actor_update_every: actor and alpha step every this many critic steps (REDQ's policy delay).
         gamma: discount for one-step batches.
         init_alpha: initial entropy temperature.
         learn_alpha: tune alpha toward ``target_entropy``.
-        target_entropy: entropy target; ``None`` means ``-|A|`` (Haarnoja et al., 2018, Sec. 5).
+        target_entropy: entropy target in squashed units (see above); ``None`` means ``-|A|``
+            (Haarnoja et al., 2018, Sec. 5).
         target_updater: moves the target critics; its ``every`` counts critic steps.
         critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
-        critic_regularizer: optional extra critic term ``f(agent, batch) -> scalar`` (e.g. CQL).
-        backup_entropy: keep ``- alpha log pi(a'|s')`` in the critic target; CQL's authors drop it
-            (their ``deterministic_backup=True``, Kumar et al., 2020, Eq. 3).
+        critic_regularizer: optional extra critic term ``f(actor, critic, batch) -> scalar`` (e.g. CQL).
         seed: seeds the generator of the random subsets (saved with the agent).
         compile: ``torch.compile`` the critic and actor losses (forward and backward); the first
             updates pay the compilation (about a minute on a CPU).
@@ -68,7 +76,7 @@ class REDQ(Agent):
         actor: nn.Module,
         critic: QEnsemble,
         *,
-        num_min: int = 2,
+        next_value: SoftMinNextValue | None = None,
         actor_q: str = "mean",
         actor_update_every: int = 1,
         gamma: float = 0.99,
@@ -79,16 +87,16 @@ class REDQ(Agent):
         critic_optimizer: OptimizerFactory | None = None,
         actor_optimizer: OptimizerFactory | None = None,
         alpha_optimizer: OptimizerFactory | None = None,
-        critic_regularizer: Callable[[REDQ, Batch], Tensor] | None = None,
-        backup_entropy: bool = True,
+        critic_regularizer: Callable[[nn.Module, QEnsemble, Batch], Tensor] | None = None,
         seed: int = 0,
         compile: bool = False,
     ) -> None:
         super().__init__()
         if actor_q not in _ACTOR_Q:
             raise ValueError(f"actor_q must be one of {_ACTOR_Q}, got {actor_q!r}")
-        if not 1 <= num_min <= critic.num_q:
-            raise ValueError(f"num_min must be in [1, num_q={critic.num_q}], got {num_min}")
+        self.next_value = next_value if next_value is not None else SoftMinNextValue()
+        if self.next_value.num_min > critic.num_q:
+            raise ValueError(f"num_min must be in [1, num_q={critic.num_q}], got {self.next_value.num_min}")
         if actor_update_every < 1:
             raise ValueError(f"actor_update_every must be >= 1, got {actor_update_every}")
         if init_alpha <= 0:
@@ -96,16 +104,17 @@ class REDQ(Agent):
         self.actor = actor
         self.critic = critic
         self.critic_target = make_target(critic)
-        self.num_min = int(num_min)
         self.actor_q = actor_q
         self.actor_update_every = int(actor_update_every)
         self.gamma = float(gamma)
         self.learn_alpha = bool(learn_alpha)
         action_dim = int(getattr(actor, "action_dim", 1))
         self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
+        # env-unit log pi + sum_j log scale_j = squashed log pi; 0 on [-1, 1] boxes and for actors without a scale
+        log_scale = getattr(actor, "log_scale", None)
+        self.log_scale_sum = 0.0 if log_scale is None else float(log_scale.sum())
         self.target_updater = target_updater if target_updater is not None else PolyakUpdate(0.005)
         self.critic_regularizer = critic_regularizer
-        self.backup_entropy = bool(backup_entropy)
         log_alpha = torch.tensor(math.log(init_alpha))
         if self.learn_alpha:
             self.log_alpha = nn.Parameter(log_alpha)
@@ -192,12 +201,12 @@ class REDQ(Agent):
 
     def update(self, batch: Batch) -> Metrics:
         alpha = self.alpha
-        members = random_subset(self.critic.num_q, self.num_min, self.subset_generator).to(batch.obs.device)
+        members = self.next_value.draw(self.critic.num_q, self.subset_generator).to(batch.obs.device)
         critic_loss, q, y = self._critic_loss(batch, members, alpha)
         loss = critic_loss
         metrics: Metrics = {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean()}
         if self.critic_regularizer is not None:
-            reg = self.critic_regularizer(self, batch)
+            reg = self.critic_regularizer(self.actor, self.critic, batch)
             loss = loss + reg
             metrics["train/critic_regularizer"] = reg.detach()
         self._step("critic", loss)
@@ -213,8 +222,7 @@ class REDQ(Agent):
 
     def _critic_loss_eager(self, batch: Batch, members: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, Q [N, B], y [B])`` for the drawn target subset ``members`` (REDQ Alg. 1 lines 7-8)."""
-        backup_alpha = alpha if self.backup_entropy else torch.zeros_like(alpha)
-        next_v = soft_min_value(self.actor, self.critic_target, batch.next_obs, backup_alpha, members)
+        next_v = self.next_value(self._policy, self.critic_target, batch.next_obs, alpha, members)  # [B]
         discount = self.gamma if batch.discount is None else batch.discount
         y = td_target(batch.reward, batch.terminated, next_v, discount).detach()  # [B]
         q = self.critic(batch.obs, batch.action)  # [N, B]
@@ -222,10 +230,15 @@ class REDQ(Agent):
 
     def _actor_loss_eager(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """``(loss, log_prob [B])`` of the policy step (REDQ Alg. 1 line 11; SAC with ``actor_q="min"``)."""
-        action, log_prob = self.actor(obs)
+        action, log_prob = self._policy(obs)
         q = self.critic(obs, action)  # [N, B]
         q_pi = q.mean(dim=0) if self.actor_q == "mean" else q.min(dim=0).values
         return sac_actor_loss(log_prob, q_pi, alpha), log_prob
+
+    def _policy(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(action [B, A] in env units, log pi(action|obs) [B] in squashed units)``: see the class docstring."""
+        action, log_prob = self.actor(obs)
+        return action, log_prob + self.log_scale_sum
 
     def _update_actor_and_alpha(self, obs: Tensor, alpha: Tensor) -> Metrics:
         self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients

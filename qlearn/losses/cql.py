@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +58,7 @@ class CQLPenalty:
 
 
 class ContinuousCQLPenalty(nn.Module):
-    """Continuous CQL(H) as a critic regulariser of :class:`qlearn.agents.REDQ`: ``f(agent, batch) -> scalar``.
+    """Continuous CQL(H) as a critic regulariser of :class:`qlearn.agents.REDQ`: ``f(actor, critic, batch) -> scalar``.
 
     For each state, ``num_samples`` actions from each of three proposals (uniform over the action
     box, the policy at s, the policy at s' - evaluated at s, as the authors' code does) enter
@@ -93,9 +93,14 @@ class ContinuousCQLPenalty(nn.Module):
             self.log_alpha_prime = nn.Parameter(torch.zeros(()))
             self.optimizer = torch.optim.Adam([self.log_alpha_prime], lr=lagrange_lr)
 
-    def penalty(self, agent: Any, batch: Batch) -> Tensor:
-        """The unweighted penalty per critic, averaged over the batch: ``[N]``."""
-        actor, critic = agent.actor, agent.critic
+    def penalty(self, actor: nn.Module, critic: nn.Module, batch: Batch) -> Tensor:
+        """The unweighted penalty per critic, averaged over the batch: ``[N]``.
+
+        ``actor``: ``obs -> (action [B, A], log_prob [B])`` with ``center`` and ``scale`` buffers (the
+        uniform proposal's box); ``critic``: ``(obs, action) -> [N, B]``. Densities are in env units (the
+        actor's and the uniform one alike); the authors' code uses squashed units, which differ by the
+        constant ``sum_j log scale_j`` (0 on [-1, 1] boxes): no gradient changes, only a Lagrange gap's level.
+        """
         k, b = self.num_samples, batch.obs.shape[0]
         obs = batch.obs.repeat_interleave(k, dim=0)  # [B*K, O]
         with torch.no_grad():
@@ -121,8 +126,8 @@ class ContinuousCQLPenalty(nn.Module):
             return torch.tensor(self.weight)
         return self.log_alpha_prime.detach().exp().clamp(0.0, 1e6)
 
-    def forward(self, agent: Any, batch: Batch) -> Tensor:
-        penalty = self.penalty(agent, batch)  # [N]
+    def forward(self, actor: nn.Module, critic: nn.Module, batch: Batch) -> Tensor:
+        penalty = self.penalty(actor, critic, batch)  # [N]
         if self.lagrange_gap is None:
             return self.weight * penalty.sum()
         assert self.optimizer is not None

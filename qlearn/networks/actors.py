@@ -44,7 +44,8 @@ class TanhGaussianActor(nn.Module):
     An MLP trunk outputs ``mu`` and ``log sigma`` (clamped to ``[log_std_min, log_std_max]``, the
     SAC/REDQ reference bounds -20 and 2). ``center`` and ``scale`` map ``(-1, 1)`` onto the env's
     ``[low, high]``, and the log-probability includes that rescaling, so it is the density of the
-    action the env receives.
+    action the env receives. ``log pi + log_scale.sum()`` is the density of ``tanh(u)`` on ``(-1, 1)^A``
+    (squashed units), in which :class:`qlearn.agents.REDQ` states its entropy terms.
 
     Args:
         obs_dim: flat observation size.
