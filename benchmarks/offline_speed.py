@@ -193,9 +193,9 @@ def bare_discrete_cql(device: torch.device) -> Callable[[Batch], None]:
 # --------------------------------------------------------------------------- qlearn agents
 def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
     if name == "iql":
-        return IQL.from_spec(HOPPER, hidden_sizes=(H, H), actor_lr_decay_steps=1_000_000).to(device)
+        return IQL.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, actor_lr_decay_steps=1_000_000).to(device)
     if name == "cql":
-        return REDQ.from_spec(HOPPER, num_q=2, actor_q="min", hidden_sizes=(H, H), actor_lr=1e-4,
+        return REDQ.from_spec(HOPPER, num_q=2, actor_q="min", network={"hidden_sizes": (H, H)}, actor_lr=1e-4,
                               alpha_lr=1e-4, next_value=SoftMinNextValue(2, backup_entropy=False),
                               critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
     q = MLP(4, 2, (H, H))

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from qlearn import REDQ, EnvSpec, OnlineTrainer, ReplayBuffer, make_env
 from qlearn.targets import SoftMinNextValue
 from qlearn.types import Batch
+from qlearn.updaters import PolyakUpdate
 
 ENV_ID = "Hopper-v5"
 BATCH = 256
@@ -221,9 +222,9 @@ class LoopUpdate(BareUpdate):
 # --------------------------------------------------------------------------- qlearn
 def make_agent(p: Preset, spec: EnvSpec, device: torch.device, compile: bool = False) -> REDQ:
     return REDQ.from_spec(spec, num_q=p.num_q, next_value=SoftMinNextValue(p.num_min), actor_q=p.actor_q,
-                          actor_update_every=p.utd, hidden_sizes=(HIDDEN, HIDDEN), dropout=p.dropout,
+                          actor_update_every=p.utd, network={"hidden_sizes": (HIDDEN, HIDDEN)}, dropout=p.dropout,
                           layer_norm=p.layer_norm, lr=LR,
-                          tau=TAU, gamma=GAMMA, compile=compile).to(device)
+                          target_updater=PolyakUpdate(TAU), gamma=GAMMA, compile=compile).to(device)
 
 
 def make_trainer(p: Preset, device: torch.device, start_steps: int) -> OnlineTrainer:

@@ -96,7 +96,7 @@ def offline(agent: str, n: int, repeats: int, device: str) -> tuple[list[float],
     torch.manual_seed(0)
     data = offline_speed.dataset(CARTPOLE if agent == "cql_discrete" else HOPPER, dev)
     if agent == "bc":
-        qagent, bare = BC.from_spec(HOPPER, hidden_sizes=(H, H)).to(dev), bare_bc(dev)
+        qagent, bare = BC.from_spec(HOPPER, network={"hidden_sizes": (H, H)}).to(dev), bare_bc(dev)
     else:
         builders = {"iql": offline_speed.bare_iql, "cql": offline_speed.bare_cql, "cql_discrete": offline_speed.bare_discrete_cql}
         qagent, bare = offline_speed.qlearn_agent(agent, dev), builders[agent](dev)

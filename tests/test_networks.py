@@ -171,3 +171,18 @@ def test_xavier_init_bounds_every_weight_and_zeroes_biases() -> None:
         assert torch.count_nonzero(layer.bias) == 0
     with pytest.raises(ValueError, match="unknown init"):
         build_q_network((4,), 2, init="orthogonal")
+
+
+def test_mlp_agents_take_the_network_group_and_refuse_what_they_cannot_build() -> None:
+    from qlearn.errors import QlearnError
+    from qlearn.networks import mlp_settings
+
+    group = {"kind": "mlp", "hidden_sizes": [8, 4], "activation": "tanh", "dueling": False}
+    assert mlp_settings(group, "BC") == ((8, 4), "tanh")
+    assert mlp_settings(None, "BC") == ((256, 256), "relu")
+    with pytest.raises(QlearnError, match="network.dueling=false"):
+        mlp_settings({**group, "dueling": True}, "REDQ/SAC/DroQ")
+    with pytest.raises(QlearnError, match="network.kind='nature_cnn' is not supported"):
+        mlp_settings({"kind": "nature_cnn"}, "IQL")
+    with pytest.raises(QlearnError, match="network.padding is not a setting"):
+        mlp_settings({**group, "padding": "same"}, "IQL")

@@ -56,7 +56,8 @@ DISCRETE = EnvSpec((N_STATES,), "float32", (), num_actions=2)
 def test_discrete_iql_learns_the_expectile_fixed_point_and_the_best_action() -> None:
     torch.manual_seed(0)
     data = chain_dataset((0, 1), copies=8)
-    agent = IQL.from_spec(DISCRETE, hidden_sizes=(64,), lr=3e-3, expectile=0.9, temperature=3.0, gamma=GAMMA, tau=0.05)
+    agent = IQL.from_spec(DISCRETE, network={"hidden_sizes": (64,)}, lr=3e-3, expectile=0.9, temperature=3.0,
+                          gamma=GAMMA, target_updater=PolyakUpdate(0.05))
     for _ in range(1500):
         agent.update(data.sample(64))
     obs = torch.eye(N_STATES)
@@ -89,7 +90,7 @@ def test_discrete_cql_pushes_unseen_actions_down_and_bc_copies_the_data() -> Non
     assert (cql[:, 1] > cql[:, 0] + 0.3).all()  # with it, the data action wins everywhere ...
     np.testing.assert_allclose(cql[:, 1], q_star, atol=0.25)  # ... at about its true value
 
-    bc = BC.from_spec(DISCRETE, hidden_sizes=(32,), lr=3e-3)
+    bc = BC.from_spec(DISCRETE, network={"hidden_sizes": (32,)}, lr=3e-3)
     for _ in range(200):
         bc.update(data.sample(64))
     assert bc.act(obs, deterministic=True).tolist() == [1] * N_STATES
@@ -110,8 +111,8 @@ CONTINUOUS = EnvSpec((1,), "float32", (1,), action_low=(-1.0,), action_high=(1.0
 def test_continuous_iql_improves_on_bc_on_a_bandit() -> None:
     torch.manual_seed(0)
     data = bandit_dataset(-1.0, 1.0)
-    iql = IQL.from_spec(CONTINUOUS, hidden_sizes=(32, 32), lr=1e-3, expectile=0.7, temperature=10.0)
-    bc = BC.from_spec(CONTINUOUS, hidden_sizes=(32, 32), lr=1e-3)
+    iql = IQL.from_spec(CONTINUOUS, network={"hidden_sizes": (32, 32)}, lr=1e-3, expectile=0.7, temperature=10.0)
+    bc = BC.from_spec(CONTINUOUS, network={"hidden_sizes": (32, 32)}, lr=1e-3)
     for _ in range(800):
         batch = data.sample(128)
         iql.update(batch)
@@ -129,7 +130,7 @@ def test_continuous_cql_keeps_out_of_data_actions_below_the_data() -> None:
 
     def gap(regularizer: ContinuousCQLPenalty | None) -> float:
         torch.manual_seed(0)
-        agent = REDQ.from_spec(CONTINUOUS, num_q=2, actor_q="min", hidden_sizes=(32, 32), lr=1e-3,
+        agent = REDQ.from_spec(CONTINUOUS, num_q=2, actor_q="min", network={"hidden_sizes": (32, 32)}, lr=1e-3,
                                next_value=SoftMinNextValue(2, backup_entropy=False), critic_regularizer=regularizer)
         for _ in range(300):
             agent.update(data.sample(64))
@@ -142,11 +143,11 @@ def test_continuous_cql_keeps_out_of_data_actions_below_the_data() -> None:
 
 
 def test_iql_state_dict_round_trip_with_scheduler() -> None:
-    agent = IQL.from_spec(CONTINUOUS, hidden_sizes=(8,), actor_lr_decay_steps=10)
+    agent = IQL.from_spec(CONTINUOUS, network={"hidden_sizes": (8,)}, actor_lr_decay_steps=10)
     data = bandit_dataset(-1.0, 1.0, n=32)
     for _ in range(3):
         agent.update(data.sample(8))
-    clone = IQL.from_spec(CONTINUOUS, hidden_sizes=(8,), actor_lr_decay_steps=10)
+    clone = IQL.from_spec(CONTINUOUS, network={"hidden_sizes": (8,)}, actor_lr_decay_steps=10)
     clone.load_state_dict(agent.state_dict())
     assert clone.num_updates == 3
     assert clone.optimizers["actor"].param_groups[0]["lr"] == pytest.approx(agent.optimizers["actor"].param_groups[0]["lr"])
@@ -177,7 +178,7 @@ def cartpole_random_dataset(n: int = 400, seed: int = 0) -> OfflineDataset:
 def test_offline_trainer_writes_normalized_scores_and_resumes_exactly(tmp_path) -> None:
     def run(run_dir, total: int, resume: bool = False) -> IQL:
         torch.manual_seed(0)
-        agent = IQL.from_spec(DISCRETE_CARTPOLE, hidden_sizes=(16,), actor_lr_decay_steps=40)
+        agent = IQL.from_spec(DISCRETE_CARTPOLE, network={"hidden_sizes": (16,)}, actor_lr_decay_steps=40)
         eval_env = make_env("CartPole-v1", seed=1)
         trainer = OfflineTrainer(agent, cartpole_random_dataset(), total_updates=total, batch_size=32,
                                  eval_env=eval_env, eval_every=20, eval_episodes=2, scores=[NormalizedScore(10.0, 510.0)],

@@ -17,6 +17,7 @@ from qlearn.errors import QlearnError
 from qlearn.losses import ensemble_td_loss, sac_actor_loss, temperature_loss
 from qlearn.targets import SoftMinNextValue, random_subset, td_target
 from qlearn.types import Batch, EnvSpec
+from qlearn.updaters import PolyakUpdate
 
 PENDULUM = EnvSpec((3,), "float32", (1,), action_low=(-2.0,), action_high=(2.0,))
 
@@ -126,11 +127,11 @@ def test_sac_actor_loss_and_temperature_direction() -> None:
 
 def test_agent_temperature_rises_when_the_policy_entropy_is_below_target() -> None:
     torch.manual_seed(0)
-    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), target_entropy=50.0)  # unreachable: alpha must rise
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, target_entropy=50.0)  # unreachable: alpha must rise
     for _ in range(5):
         agent.update(random_batch())
     assert agent.alpha.item() > 1.0
-    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), target_entropy=-50.0)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, target_entropy=-50.0)
     for _ in range(5):
         agent.update(random_batch())
     assert agent.alpha.item() < 1.0
@@ -142,7 +143,7 @@ def test_entropy_is_measured_and_targeted_in_squashed_units() -> None:
     (alpha rises) although the env-unit entropy is above it."""
     wide = EnvSpec((3,), "float32", (1,), action_low=(-100.0,), action_high=(100.0,))
     torch.manual_seed(0)
-    agent = REDQ.from_spec(wide, hidden_sizes=(16,), target_entropy=2.0)
+    agent = REDQ.from_spec(wide, network={"hidden_sizes": (16,)}, target_entropy=2.0)
     batch = random_batch()
     with torch.random.fork_rng():
         torch.manual_seed(1)
@@ -159,7 +160,7 @@ def test_entropy_is_measured_and_targeted_in_squashed_units() -> None:
 def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
     """On Pendulum's [-2, 2] the backup's log pi is in squashed units: the actor's env-unit value + log 2."""
     torch.manual_seed(0)
-    agent = REDQ.from_spec(PENDULUM, num_q=4, hidden_sizes=(16,), gamma=0.9, actor_update_every=100)
+    agent = REDQ.from_spec(PENDULUM, num_q=4, network={"hidden_sizes": (16,)}, gamma=0.9, actor_update_every=100)
     batch = random_batch()
     generator = torch.Generator().set_state(agent.subset_generator.get_state())
     with torch.no_grad(), torch.random.fork_rng():
@@ -178,7 +179,7 @@ def test_critic_loss_is_the_summed_mse_to_the_redq_target() -> None:
 @pytest.mark.parametrize("actor_q", ["mean", "min"])
 def test_actor_loss_aggregates_the_critics_as_configured(actor_q: str) -> None:
     torch.manual_seed(0)
-    agent = REDQ.from_spec(PENDULUM, num_q=5, hidden_sizes=(16,), actor_q=actor_q)
+    agent = REDQ.from_spec(PENDULUM, num_q=5, network={"hidden_sizes": (16,)}, actor_q=actor_q)
     obs, alpha = random_batch().obs, torch.tensor(0.3)
     with torch.random.fork_rng():
         action, log_prob = agent.actor(obs)
@@ -192,7 +193,7 @@ def test_actor_loss_aggregates_the_critics_as_configured(actor_q: str) -> None:
 
 def test_update_order_is_critic_actor_alpha_target_and_actor_waits_its_turn() -> None:
     torch.manual_seed(0)
-    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), actor_update_every=3)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, actor_update_every=3)
     calls: list[str] = []
     for name, opt in agent.optimizers.items():
         step = opt.step
@@ -206,7 +207,7 @@ def test_update_order_is_critic_actor_alpha_target_and_actor_waits_its_turn() ->
 
 def test_target_critic_moves_by_polyak_and_never_receives_gradients() -> None:
     torch.manual_seed(0)
-    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(16,), tau=0.1)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, target_updater=PolyakUpdate(0.1))
     online_before = [p.detach().clone() for p in agent.critic.parameters()]
     target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
     agent.update(random_batch())
@@ -218,13 +219,13 @@ def test_target_critic_moves_by_polyak_and_never_receives_gradients() -> None:
 
 def test_state_dict_round_trip_reproduces_the_next_update() -> None:
     torch.manual_seed(0)
-    a = REDQ.from_spec(PENDULUM, num_q=5, hidden_sizes=(16,), seed=3)
+    a = REDQ.from_spec(PENDULUM, num_q=5, network={"hidden_sizes": (16,)}, seed=3)
     for i in range(4):
         a.update(random_batch(seed=i))
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
     buf.seek(0)
-    b = REDQ.from_spec(PENDULUM, num_q=5, hidden_sizes=(16,), seed=99)
+    b = REDQ.from_spec(PENDULUM, num_q=5, network={"hidden_sizes": (16,)}, seed=99)
     b.load_state_dict(torch.load(buf, weights_only=True))
     assert b.num_updates == 4 and b.alpha.item() == a.alpha.item()
     torch.manual_seed(5)
@@ -253,7 +254,7 @@ def test_bad_settings_are_refused() -> None:
 def test_one_step_bandit_learns_q_star_and_the_best_action(settings: dict) -> None:
     """One-step episodes with r(a) = -(a - 0.5)^2 on [-2, 2]: Q*(s, a) = r(a) and the best action is 0.5."""
     torch.manual_seed(0)
-    agent = REDQ.from_spec(PENDULUM, hidden_sizes=(64, 64), init_alpha=0.01, learn_alpha=False, lr=3e-3, **settings)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (64, 64)}, init_alpha=0.01, learn_alpha=False, lr=3e-3, **settings)
     g = torch.Generator().manual_seed(0)
     for _ in range(400):
         action = torch.rand(64, 1, generator=g) * 4 - 2
@@ -276,7 +277,7 @@ def test_compiled_update_matches_the_eager_one(monkeypatch: pytest.MonkeyPatch) 
     agents = []
     for compile_ in (False, True):
         torch.manual_seed(0)
-        agents.append(REDQ.from_spec(PENDULUM, num_q=3, hidden_sizes=(16,), actor_update_every=2, compile=compile_))
+        agents.append(REDQ.from_spec(PENDULUM, num_q=3, network={"hidden_sizes": (16,)}, actor_update_every=2, compile=compile_))
     for i in range(4):
         metrics = []
         for agent in agents:

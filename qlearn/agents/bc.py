@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
 from qlearn.networks.actors import CategoricalActor, GaussianActor
+from qlearn.networks.mlp import mlp_settings
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.utils import no_grad
@@ -39,13 +40,13 @@ class BC(Agent):
         cls,
         spec: EnvSpec,
         *,
-        hidden_sizes: Sequence[int] = (256, 256),
-        activation: str = "relu",
+        network: Mapping[str, Any] | None = None,
         dropout: float = 0.0,
         lr: float = DEFAULT_LR,
         **kwargs: Any,
     ) -> BC:
         """A Gaussian (continuous) or softmax (discrete) MLP policy for ``spec``."""
+        hidden_sizes, activation = mlp_settings(network, "BC")
         obs_dim = int(math.prod(spec.obs_shape))
         actor: nn.Module
         if spec.discrete:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -14,7 +14,7 @@ from qlearn.losses.iql import awr_actor_loss, awr_weights, expectile_loss
 from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import CategoricalActor, GaussianActor
 from qlearn.networks.ensemble import DiscreteQEnsemble, QEnsemble
-from qlearn.networks.mlp import MLP
+from qlearn.networks.mlp import MLP, mlp_settings
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import td_target
 from qlearn.types import Batch, EnvSpec, Metrics
@@ -95,17 +95,18 @@ class IQL(Agent):
         cls,
         spec: EnvSpec,
         *,
+        network: Mapping[str, Any] | None = None,
         num_q: int = 2,
-        hidden_sizes: Sequence[int] = (256, 256),
-        activation: str = "relu",
         actor_dropout: float = 0.0,
         lr: float = DEFAULT_LR,
         actor_lr: float | None = None,
         value_lr: float | None = None,
-        tau: float = 0.005,
         **kwargs: Any,
     ) -> IQL:
-        """Two critics, a value MLP and a Gaussian (continuous) or softmax (discrete) actor for ``spec``."""
+        """Two critics, a value MLP and a Gaussian (continuous) or softmax (discrete) actor for ``spec``, all MLPs
+        of ``network = {"hidden_sizes", "activation"}``; other keywords (``target_updater``, ...) go to the
+        constructor."""
+        hidden_sizes, activation = mlp_settings(network, "IQL")
         obs_dim = int(math.prod(spec.obs_shape))
         actor: nn.Module
         critic: nn.Module
@@ -122,7 +123,6 @@ class IQL(Agent):
             actor,
             critic,
             value,
-            target_updater=PolyakUpdate(tau),
             critic_optimizer=adam(lr),
             value_optimizer=adam(lr if value_lr is None else value_lr),
             actor_optimizer=adam(lr if actor_lr is None else actor_lr),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,6 +15,7 @@ from qlearn.losses.sac import sac_actor_loss, temperature_loss
 from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import TanhGaussianActor
 from qlearn.networks.ensemble import QEnsemble
+from qlearn.networks.mlp import mlp_settings
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import SoftMinNextValue, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
@@ -142,22 +143,22 @@ class REDQ(Agent):
         cls,
         spec: EnvSpec,
         *,
+        network: Mapping[str, Any] | None = None,
         num_q: int = 2,
-        hidden_sizes: Sequence[int] = (256, 256),
         actor_hidden_sizes: Sequence[int] | None = None,
-        activation: str = "relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
         lr: float = DEFAULT_LR,
         actor_lr: float | None = None,
         alpha_lr: float | None = None,
-        tau: float = 0.005,
         target_entropy: float | str | None = "auto",
         **kwargs: Any,
     ) -> REDQ:
         """Build a tanh-Gaussian actor and an N-critic ensemble (MLPs on flat obs) for ``spec``.
 
-        ``target_entropy="auto"`` (or ``None``) is ``-|A|``; ``actor_lr``/``alpha_lr`` default to ``lr``.
+        ``network``: ``{"hidden_sizes", "activation"}`` (the ``network`` config group; default 256-256 ReLU).
+        ``target_entropy="auto"`` (or ``None``) is ``-|A|``; ``actor_lr``/``alpha_lr`` default to ``lr``; the
+        other keywords (``target_updater``, ``next_value``, ...) go to the constructor.
         """
         if spec.discrete:
             raise QlearnError(
@@ -166,6 +167,7 @@ class REDQ(Agent):
                 f"env.id=Pendulum-v1) or a discrete-action agent (agent=dqn)."
             )
         assert spec.action_low is not None and spec.action_high is not None
+        hidden_sizes, activation = mlp_settings(network, "REDQ/SAC/DroQ")
         obs_dim = int(math.prod(spec.obs_shape))
         action_dim = int(math.prod(spec.action_shape))
         actor = TanhGaussianActor(
@@ -182,7 +184,6 @@ class REDQ(Agent):
             actor,
             critic,
             target_entropy=target_entropy,
-            target_updater=PolyakUpdate(tau),
             critic_optimizer=adam(lr),
             actor_optimizer=adam(lr if actor_lr is None else actor_lr),
             alpha_optimizer=adam(lr if alpha_lr is None else alpha_lr),

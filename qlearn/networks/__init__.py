@@ -5,7 +5,7 @@ from __future__ import annotations
 from qlearn.networks.actors import CategoricalActor, GaussianActor, TanhGaussianActor, tanh_gaussian_log_prob
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
 from qlearn.networks.ensemble import DiscreteQEnsemble, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, QEnsemble
-from qlearn.networks.mlp import MLP, hidden_layers, resolve_activation
+from qlearn.networks.mlp import MLP, hidden_layers, mlp_settings, resolve_activation
 from qlearn.networks.q import DuelingHead, QNetwork, build_q_network
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "QNetwork",
     "build_q_network",
     "hidden_layers",
+    "mlp_settings",
     "resolve_activation",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
+
+from qlearn.errors import QlearnError
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -108,3 +111,20 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)  # [B, in_dim] -> [B, out_dim]
+
+
+def mlp_settings(network: Mapping[str, Any] | None, owner: str) -> tuple[tuple[int, ...], str]:
+    """``(hidden_sizes, activation)`` from a ``network`` config (the ``network`` group: kind, hidden_sizes,
+    activation, dueling) for an agent whose networks are MLPs; refuses settings it cannot honour."""
+    network = dict(network or {})
+    kind = network.pop("kind", "mlp")
+    if kind not in ("mlp", "auto"):
+        raise QlearnError(f"{owner} builds MLP networks on flat observations; network.kind={kind!r} is not supported "
+                          "(use network=mlp).")
+    if network.pop("dueling", False):
+        raise QlearnError(f"{owner} has no Q-head over discrete actions to make dueling: set network.dueling=false.")
+    hidden_sizes = tuple(int(h) for h in network.pop("hidden_sizes", (256, 256)))
+    activation = str(network.pop("activation", "relu"))
+    if network:
+        raise QlearnError(f"network.{sorted(network)[0]} is not a setting of {owner}'s MLPs (hidden_sizes, activation).")
+    return hidden_sizes, activation
