@@ -133,9 +133,11 @@ def load_resume_point(where: str | Path, map_location: str | torch.device = "cpu
     saved beside it must load too (a checkpoint whose buffer file is damaged is passed over alike).
     """
     where = Path(where)
+    if not where.exists():
+        raise QlearnError(f"{where} does not exist: pass a run directory (one holding checkpoints/) or a step_*.pt file.")
     candidates = [where] if where.is_file() else list(reversed(list_checkpoints(where)))
     if not candidates:
-        raise QlearnError(f"no checkpoint to resume from: {checkpoint_dir(where)} holds no step_*.pt file.")
+        raise QlearnError(f"no checkpoint in {where}: {checkpoint_dir(where)} holds no step_*.pt file.")
     skipped: list[tuple[Path, str]] = []
     for path in candidates:
         try:

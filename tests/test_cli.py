@@ -104,6 +104,7 @@ def test_continuous_presets_train_and_evaluate_through_the_cli(tmp_path: Path, e
         (["+trainer.lerning_starts=10"], "trainer.lerning_starts is not a setting of OnlineTrainer. Did you mean "
                                          "learning_starts?"),
         (["agent=sac", "env.id=Pendulum-v1", "+agent.loss=huber"], "agent.loss is not a setting of REDQ"),
+        (["trainer.batch_size=0"], "batch_size must be >= 1, got 0"),
     ],
 )
 def test_bad_input_fails_with_one_readable_message(tmp_path: Path, args: list[str], message: str) -> None:
@@ -126,6 +127,8 @@ def test_qlearn_eval_without_a_checkpoint_says_which_key_to_pass() -> None:
     proc = run(EVAL)
     assert proc.returncode == 2 and "checkpoint is required: pass checkpoint=<value>" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = run(EVAL + ["checkpoint=/nonexistent/run"])
+    assert proc.returncode == 2 and "/nonexistent/run does not exist" in proc.stderr
 
 
 def test_a_multirun_goes_on_after_a_failed_job_and_ends_non_zero_listing_it(tmp_path: Path) -> None:

@@ -223,10 +223,7 @@ def build_trainer(
             parts["buffer"] = build_buffer(cfg, device, seed, gamma=getattr(agent, "gamma", None))
             if wrap_buffer is not None:
                 parts["buffer"] = wrap_buffer(parts["buffer"])
-        run_dir.mkdir(parents=True, exist_ok=True)
-        record_invocation(run_dir)
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         config: dict[str, Any] = {"resolved": resolved, "composed": OmegaConf.to_container(cfg, resolve=False),
                                   "agent_name": agent_name, "env": {"id": cfg.env.id}}
         scores = [instantiate(score) for score in cfg.get("scores") or []]  # e.g. Atari's human-normalised score
@@ -237,18 +234,22 @@ def build_trainer(
                                                        "std": data.obs_stats[1].tolist()}
             score = NormalizedScore.for_env(cfg.env.id, data.dataset.metadata)
             scores += [score] if score is not None else []
-
-        logger = build_logger(cfg.logger, run_dir)
-        logger.log_config(resolved)
         extra: dict[str, Any] = {}
-        if cls is FinetuneTrainer:
-            extra["offline_logger"] = build_logger(cfg.logger, run_dir / "offline")
         if "env" in parts_needed:
             extra["clip_reward"] = bool(cfg.env.get("clip_reward", False))
             extra["terminal_on_life_loss"] = bool(cfg.env.get("terminal_on_life_loss", False))
             extra["on_evaluation"] = on_evaluation
         trainer = cls(agent=agent, **{k: parts[k] for k in parts_needed}, eval_env=eval_env, scores=scores,
-                      logger=logger, run_dir=run_dir, seed=seed, config=config, **extra, **options)
+                      run_dir=run_dir, seed=seed, config=config, **extra, **options)
+
+        # Only now, with every setting accepted, is anything written into the run directory.
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record_invocation(run_dir)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        phases = [trainer.offline, trainer.online] if isinstance(trainer, FinetuneTrainer) else [trainer]
+        for phase in phases:
+            phase.logger = build_logger(cfg.logger, phase.run_dir)
+        phases[-1].logger.log_config(resolved)
     except BaseException:
         for opened in envs:
             opened.close()
