@@ -319,7 +319,7 @@ def test_dqn_atari_preset_takes_cleanrl_reset_steps() -> None:
     pytest.importorskip("cv2")
     from hydra import compose, initialize_config_dir
 
-    from qlearn.cli.build import CONFIG_DIR, build_env, register_resolvers
+    from qlearn.cli.build import CONFIG_DIR, build_env
 
     def wrappers(overrides: list[str]) -> tuple[Any, dict[type, gym.Env]]:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -33,7 +33,7 @@ class FinetuneTrainer:
         offline_logger: the offline phase's logger (default: none).
     """
 
-    forwards_options_to = (OnlineTrainer, *OnlineTrainer.__mro__)  # its other options are the online phase's
+    forwards_options_to = OnlineTrainer.__mro__  # its other options are the online phase's
 
     def __init__(
         self,

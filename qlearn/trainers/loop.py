@@ -5,6 +5,7 @@ dataset sampling; `FinetuneTrainer` chains the two.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -340,8 +341,6 @@ class TrainingLoop(LoopControls):
 
 def option_names(trainer: type) -> set[str]:
     """Keyword options a trainer class takes (its own and `TrainingLoop`'s): for checking config keys."""
-    import inspect
-
     names: set[str] = set()
     for cls in (*trainer.__mro__, *getattr(trainer, "forwards_options_to", ())):
         if "__init__" in cls.__dict__:

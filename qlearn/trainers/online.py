@@ -5,7 +5,6 @@ The run machinery (cadence, logging, evaluation, checkpoints, resume, signals) i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
