@@ -182,13 +182,15 @@ def test_killed_run_resumes_to_the_same_parameters_as_an_uninterrupted_one(tmp_p
 
 def test_resume_overrides_take_effect_or_are_refused_and_a_damaged_checkpoint_is_passed_over(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = TRAIN + TINY + ["total_steps=1000", "trainer.checkpoint_every=500", "network.hidden_sizes=[16]"]
+    args = TRAIN + TINY + ["agent=double_dqn", "total_steps=1000", "trainer.checkpoint_every=500",
+                           "network.hidden_sizes=[16]"]
     assert run(args + [f"hydra.run.dir={run_dir}"]).returncode == 0
     # the README's example: a larger budget takes effect, and so do the settings that follow it
     proc = run(TRAIN + [f"resume={run_dir}", "total_steps=1500", "eval.episodes=3"])
     assert proc.returncode == 0, proc.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["total_steps"] == 1500 and results["final_eval"]["episodes"] == 3
+    assert results["agent"] == "double_dqn"  # the run's agent, not this command's default choice
     config = (run_dir / "config.yaml").read_text()
     assert "total_steps: 1500" in config and "duration: 300" in config  # epsilon over 20% of the new budget
     # a shape cannot change: one line naming the key, and the run is untouched

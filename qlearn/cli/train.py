@@ -27,8 +27,9 @@ def _holds_a_run(run_dir: Path) -> bool:
     return any((d / "results.json").exists() or bool(list_checkpoints(d)) for d in phases)
 
 
-def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple[DictConfig, Path, bool]:
-    """Pick the run directory and the config, and say whether to resume.
+def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple[DictConfig, Path, str | None]:
+    """Pick the run directory and the config; when resuming, also return the stored run's agent name (the
+    command line's ``agent`` choice is not the run's when ``resume=<run_dir>`` is given alone).
 
     ``resume=null``: fresh run in Hydra's run dir, which must not hold a run already.
     ``resume=auto``: continue the run dir's latest checkpoint if there is one, else start fresh.
@@ -43,11 +44,11 @@ def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple
                 f"run directory {hydra_dir} already holds a run (checkpoints/ or results.json); "
                 "qlearn never overwrites one. Pass resume=auto to continue it, or choose a new hydra.run.dir."
             )
-        return cfg, hydra_dir, False
+        return cfg, hydra_dir, None
     run_dir = hydra_dir if resume == "auto" else Path(str(resume)).expanduser()
     if latest_checkpoint(run_dir) is None:
         if resume == "auto":
-            return cfg, hydra_dir, False
+            return cfg, hydra_dir, None
         raise QlearnError(
             f"resume={resume}: no checkpoint found in {run_dir / 'checkpoints'}. Point resume= at a run "
             "directory that holds checkpoints/step_*.pt, or drop resume= to start a fresh run."
@@ -55,16 +56,17 @@ def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple
     stored = load_resume_point(run_dir).state["config"]
     merged = config_for_resume(stored, cfg if resume == "auto" else None, overrides)
     merged.resume = str(resume) if resume == "auto" else str(run_dir)
-    return merged, run_dir, True
+    return merged, run_dir, str(stored.get("agent_name", "agent"))
 
 
 def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: str) -> dict[str, Any]:
-    cfg, run_dir, resume = resolve_run(cfg, hydra_dir, overrides)
+    cfg, run_dir, resumed_agent = resolve_run(cfg, hydra_dir, overrides)
+    agent_name = resumed_agent or agent_name
     built = build_trainer(cfg, run_dir, agent_name)
     trainer = built.trainer
     handler = log_to_file(run_dir)
     try:
-        if resume:
+        if resumed_agent is not None:
             path = trainer.resume_from(run_dir)
             print(f"qlearn-train: resuming {run_dir} from {path.name}", file=sys.stderr)
         results = trainer.run()
