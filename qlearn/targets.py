@@ -78,13 +78,16 @@ class DoubleQNextValue:
 
     The online network picks the action and the target network scores it, which removes the
     overestimation bias of taking a max over noisy estimates with one network. Runs under
-    ``torch.no_grad()``.
+    ``torch.no_grad()``. Passed ``q_target is q`` (a target synced after every update, as DrQ(eps) on
+    Atari 100k), it makes one forward pass and the value is ``max_a' Q(s', a')``.
     """
 
     @no_grad
     def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:
-        best = q(next_obs).argmax(dim=-1, keepdim=True)  # [B, 1] chosen by the online net
-        return q_target(next_obs).gather(-1, best).squeeze(-1)  # [B] scored by the target net
+        online = q(next_obs)  # [B, A]
+        scores = online if q_target is q else q_target(next_obs)  # [B, A]
+        best = online.argmax(dim=-1, keepdim=True)  # [B, 1] chosen by the online net
+        return scores.gather(-1, best).squeeze(-1)  # [B] scored by the target net
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -54,6 +54,12 @@ class PolyakUpdate:
         self.tau = float(tau)
         self.every = int(every)
 
+    @property
+    def copies_every_step(self) -> bool:
+        """True for a hard copy after every step (``tau = 1``, ``every = 1``): the target then equals the online
+        network whenever the next step reads it (parameters and buffers), so that read can use the online one."""
+        return self.tau == 1.0 and self.every == 1
+
     def __call__(self, online: nn.Module, target: nn.Module, step: int) -> None:
         """Update ``target`` in place if ``step % every == 0``.
 

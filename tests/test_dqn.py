@@ -73,6 +73,35 @@ def test_state_dict_round_trip_gives_identical_actions_and_next_update() -> None
         assert torch.equal(a, b)
 
 
+class CopyEveryUpdateTheLongWay(PolyakUpdate):
+    """A hard copy after every update that does not announce it: DQN reads the target network as usual."""
+
+    @property
+    def copies_every_step(self) -> bool:
+        return False
+
+
+def test_a_target_copied_every_update_is_read_through_the_online_net_bit_identically() -> None:
+    """DrQ(eps)'s target period 1: one forward pass over next_obs, and the same parameters as reading q_target."""
+    agents = []
+    for updater in (PolyakUpdate(1.0, every=1), CopyEveryUpdateTheLongWay(1.0, every=1)):
+        torch.manual_seed(0)
+        agents.append(DQN.from_spec(CARTPOLE, network={"dueling": True}, next_value=DoubleQNextValue(),
+                                    target_updater=updater))
+    short, long = agents
+    calls = {"q": 0, "q_target": 0}
+    for name in calls:
+        getattr(short, name).register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    for i in range(20):
+        batch = random_batch(seed=i)
+        short.update(batch)
+        long.update(batch)
+    assert calls == {"q": 40, "q_target": 0}  # next_obs and obs, each once per update
+    for (name, a), b in zip(short.state_dict().items(), long.state_dict().values()):
+        if isinstance(a, torch.Tensor):  # online, target and optimizer-free tensors; extra state is a dict
+            assert torch.equal(a, b), name
+
+
 def test_prioritized_batches_get_per_sample_td_errors() -> None:
     agent = DQN.from_spec(CARTPOLE)
     batch = random_batch()

@@ -115,8 +115,10 @@ class DQN(Agent):
         if self.augmentation is not None:  # independent draws for s and s' (Dopamine's DrQ: rng1, rng2)
             obs = self.augmentation(obs, self.augmentation_generator)
             next_obs = self.augmentation(next_obs, self.augmentation_generator)
+        # A target copied after every update equals q here: reading q instead saves Double DQN a forward pass
+        target_net = q if self.target_updater.copies_every_step else q_target  # (bit-identical: tests/test_dqn.py)
         with torch.no_grad():
-            next_v = self.next_value(q, q_target, next_obs)  # [B]
+            next_v = self.next_value(q, target_net, next_obs)  # [B]
             discount = self.gamma if batch.discount is None else batch.discount
             y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
         q_all = q(obs)  # [B, A]
