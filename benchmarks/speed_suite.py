@@ -11,6 +11,8 @@ benchmarks' functions, so peak memory is per agent. Workloads (``--quick`` shrin
   start (learning starts at a quarter, epsilon 1 -> 0.05 over half): ``dqn_speed.qlearn_run`` vs
   ``dqn_speed.bare_run`` (a whole bare loop: plain env, numpy ring buffer, inline update). For
   double_dqn both sides get the double-Q target block (see ``use_double_q``).
+* drq_eps: the Atari 100k DrQ(eps) preset's replay sample + update (``drq_speed``: 10-step returns, frame
+  stacks, augmentation, Double DQN target) vs the same math written inline, 30 updates per round.
 * sac, redq, droq: Hopper-v5 after 1,000 random start steps, ``redq_speed.bench_preset``: qlearn's
   ``OnlineTrainer`` (env steps + acting + sampling + G updates) vs the bare update math alone (no env),
   timed over 200 / 10 / 20 env steps per round (200 / 200 / 400 updates).
@@ -46,13 +48,13 @@ from qlearn.agents import BC
 from qlearn.trainers import OfflineTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks reused below
-import dqn_speed, offline_speed, redq_speed  # noqa: I001
+import dqn_speed, drq_speed, offline_speed, redq_speed  # noqa: I001
 from offline_speed import B, CARTPOLE, H, HOPPER
 
 # Workload size per agent: env steps (dqn, double_dqn, Hopper online, per round) or updates (offline, per round).
-FULL = {"dqn": 40_000, "double_dqn": 40_000, "sac": 200, "redq": 10, "droq": 20,
+FULL = {"dqn": 40_000, "double_dqn": 40_000, "drq_eps": 30, "sac": 200, "redq": 10, "droq": 20,
         "iql": 200, "cql": 20, "cql_discrete": 400, "bc": 400}
-QUICK = {"dqn": 2_000, "double_dqn": 2_000, "sac": 10, "redq": 1, "droq": 1,
+QUICK = {"dqn": 2_000, "double_dqn": 2_000, "drq_eps": 2, "sac": 10, "redq": 1, "droq": 1,
          "iql": 10, "cql": 2, "cql_discrete": 20, "bc": 20}
 PEERS = {"stable_baselines3": ("dqn", "sac"), "d3rlpy": ("iql", "cql", "cql_discrete", "bc")}
 
@@ -70,6 +72,11 @@ def cartpole(agent: str, n: int, repeats: int, device: str) -> tuple[list[float]
                                                         frame_stack=None, tick=tick, **common)}
     rates = dqn_speed.rounds(repeats, min(2_000, n), n, 0, runs)  # in turns: see benchmarks/turns.py
     return rates["qlearn"], rates["bare"], f"CartPole-v1, 1 env, {n:,} steps, {(n - n // 4) // 10:,} updates"
+
+
+def drq(agent: str, n: int, repeats: int, device: str) -> tuple[list[float], list[float], str]:
+    r = drq_speed.rates(n, repeats, torch.device(device))
+    return r["qlearn"], r["bare"], f"Atari 100k DrQ(eps): sample + update, batch 32, {n} updates/round"
 
 
 def hopper(agent: str, n: int, repeats: int, device: str) -> tuple[list[float], list[float], str]:
@@ -163,7 +170,8 @@ def child(args: argparse.Namespace) -> None:
         rates = peer_rates(args.peer, agent, n, args.repeats, args.device)
         out.update(agent=f"{agent} [{args.peer}]", workload="same as above", rate=statistics.median(rates), runs=rates)
     else:
-        run = cartpole if agent in ("dqn", "double_dqn") else hopper if agent in redq_speed.PRESETS else offline
+        run = (cartpole if agent in ("dqn", "double_dqn") else drq if agent == "drq_eps"
+               else hopper if agent in redq_speed.PRESETS else offline)
         ql, bare, workload = run(agent, n, args.repeats, args.device)
         out.update(workload=workload, rate=statistics.median(ql), bare=statistics.median(bare), runs=ql, bare_runs=bare)
     print(json.dumps({**out, "unit": unit, "rss": rss_mib()}))

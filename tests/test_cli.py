@@ -30,6 +30,7 @@ def test_default_job_writes_results_config_and_tensorboard_events(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["agent"] == "dqn" and results["env_id"] == "CartPole-v1"
+    assert results["experiment"] == "default/dqn"
     assert results["total_steps"] == 1500 and results["final_eval"]["episodes"] == 2
     assert (run_dir / "config.yaml").exists()
     assert list(run_dir.glob("events.out.tfevents.*"))
@@ -84,6 +85,7 @@ def test_continuous_presets_train_and_evaluate_through_the_cli(tmp_path: Path, e
     assert proc.returncode == 0, proc.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["agent"] == experiment.split("_")[0] and results["env_id"] == "Pendulum-v1"
+    assert results["experiment"] == experiment  # the preset, which reports match published numbers by
     assert results["updates"] == (300 - 100) * 2 and results["final_eval"]["episodes"] == 1
     assert -2000 < results["final_eval"]["mean"] < 0  # Pendulum returns are negative, at most ~16 per step
     proc = run(EVAL + [f"checkpoint={run_dir}", "episodes=1"])

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from qlearn.cli.build import CONFIG_DIR, register_resolvers
-from qlearn.cli.train import train
+from qlearn.cli.train import RunNames, train
 from qlearn.envs import make_env
 from qlearn.offline.collect import random_policy, rollout
 from qlearn.offline.io import save_dataset
@@ -55,10 +55,10 @@ def run(overrides: list[str], run_dir: Path) -> dict:
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    agent_name = cfg.hydra.runtime.choices.agent
+    names = RunNames(cfg.hydra.runtime.choices.agent, cfg.hydra.runtime.choices.get("experiment"))
     with open_dict(cfg):
         del cfg["hydra"]
-    return train(cfg, run_dir, overrides, agent_name)
+    return train(cfg, run_dir, overrides, names)
 
 
 def offline_options(name: str, datasets: dict[str, Path], env_id: str) -> list[str]:

@@ -96,13 +96,15 @@ def test_the_repository_reference_files_load() -> None:
 
 
 def fake_run(directory: Path, seed: int, final: float, curve: list[tuple[int, float]], agent: str = "dqn",
-             config: dict | None = None) -> None:
+             config: dict | None = None, env_id: str = "CartPole-v1", experiment: str | None = None,
+             scores: dict[str, float] | None = None) -> None:
     directory.mkdir(parents=True)
     if config is not None:
         (directory / "config.yaml").write_text(yaml.safe_dump(config))
     (directory / "results.json").write_text(json.dumps({
-        "agent": agent, "env_id": "CartPole-v1", "seed": seed, "total_steps": curve[-1][0], "updates": 0,
-        "final_eval": {"mean": final, "std": 0.0, "episodes": 10},
+        "agent": agent, "experiment": experiment, "env_id": env_id, "seed": seed, "total_steps": curve[-1][0],
+        "updates": 0, "final_eval": {"mean": final, "std": 0.0, "episodes": 10, **(scores or {})},
+        "scores": {name: [0.0, 1.0] for name in scores or {}},
         "evaluations": [{"step": s, "mean": m, "std": 0.0} for s, m in curve], "wall_time_s": 10.0 + seed,
     }))
 
@@ -127,6 +129,32 @@ def test_report_aggregates_seeds_and_states_the_gap(tmp_path: Path) -> None:
     assert float(rows[1][4]) == pytest.approx(np.mean([0.0, 10.0, 20.0, 30.0, 40.0]))
     assert (tmp_path / "out" / "dqn_on_CartPole-v1.png").stat().st_size > 1000
     assert len((tmp_path / "out" / "runs.csv").read_text().splitlines()) == 7
+
+
+def test_atari_runs_are_aggregated_over_games_beside_the_published_runs_of_the_same_games(tmp_path: Path) -> None:
+    """IQM of human-normalised scores pooled over games (4 runs: the middle two), and the same for the source's runs
+    (Boxing: random 0.1, human 12.1; Breakout: 1.7, 30.5, so those returns are HNS 0 and 100)."""
+    preset = "drq_eps_atari100k"
+    for seed, (game, hns) in enumerate([("Boxing", 10.0), ("Boxing", 20.0), ("Boxing", 30.0), ("Breakout", 40.0)]):
+        fake_run(tmp_path / "runs" / f"{game}{seed}", seed, 1.0, [(100, 1.0)], agent="double_dqn",
+                 env_id=f"{game}NoFrameskip-v4", experiment=preset, scores={"human_normalized_score": hns})
+    fake_run(tmp_path / "runs" / "other", 0, 1.0, [(100, 1.0)], agent="double_dqn", env_id="PongNoFrameskip-v4",
+             experiment="double_dqn_atari", scores={"human_normalized_score": 5.0})
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    common = {"agent": "double_dqn", "experiment": preset, "statistic": "final", "budget": 100000,
+              "budget_unit": "env_steps", "source": "test"}
+    (refs / "a.yaml").write_text(yaml.safe_dump({"entries": [
+        {**common, "env_id": "Boxing", "value": 6.1, "runs": [0.1, 12.1]},
+        {**common, "env_id": "Breakout", "value": 16.1, "runs": [1.7, 30.5]},
+        {**common, "env_id": "Pong", "value": 0.0, "runs": [14.6], "experiment": "another_preset"}]}))
+    text = write_report(read_sweep(tmp_path / "runs"), load_references(refs), tmp_path / "out", reps=200).read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| double_dqn {preset} |"))
+    assert "| Boxing, Breakout | 4 | 25.0 [" in row
+    assert "| 50.0 [" in row and "(4 runs)" in row
+    other = next(line for line in text.splitlines() if line.startswith("| double_dqn double_dqn_atari |"))
+    assert "| 5.0 [5.0, 5.0] | not available" in other  # the Pong reference belongs to another preset
+    assert "6.1 (final; Boxing" in text  # the per-game section cites the game's published mean
 
 
 def dqn_config(seed: int, lr: float, total_steps: int = 2000, **top: object) -> dict:

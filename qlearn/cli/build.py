@@ -171,6 +171,7 @@ def build_trainer(
     run_dir: Path,
     agent_name: str,
     *,
+    experiment: str | None = None,
     wrap_buffer: Callable[[Any], Any] | None = None,
     on_evaluation: Sequence[Callable[[Any, dict[str, Any]], None]] = (),
 ) -> Built:
@@ -179,7 +180,8 @@ def build_trainer(
     Seeds the global RNGs, records the invocation (``run.json``) and writes ``run_dir/config.yaml``. Offline data
     is checked as stored before any transform (`qlearn.offline.prepare_dataset`); fine-tuning applies the data's
     observation normalisation and reward scaling to the env. ``wrap_buffer`` wraps the replay buffer before the
-    trainer is built (``qlearn-collect`` logs every transition this way).
+    trainer is built (``qlearn-collect`` logs every transition this way). ``agent_name`` and ``experiment`` (the
+    preset, e.g. ``drq_eps_atari100k``) are the names ``results.json`` and reports go by.
     """
     check_budget(cfg)
     cls = trainer_class(cfg)
@@ -225,7 +227,7 @@ def build_trainer(
                 parts["buffer"] = wrap_buffer(parts["buffer"])
         resolved = OmegaConf.to_container(cfg, resolve=True)
         config: dict[str, Any] = {"resolved": resolved, "composed": OmegaConf.to_container(cfg, resolve=False),
-                                  "agent_name": agent_name, "env": {"id": cfg.env.id}}
+                                  "agent_name": agent_name, "experiment": experiment, "env": {"id": cfg.env.id}}
         scores = [instantiate(score) for score in cfg.get("scores") or []]  # e.g. Atari's human-normalised score
         if data is not None:
             config["dataset"] = str(cfg.dataset.path)

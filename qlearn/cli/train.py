@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,14 +22,21 @@ register_resolvers()
 log = logging.getLogger("qlearn")
 
 
+class RunNames(NamedTuple):
+    """What a run is called in ``results.json`` and reports: the agent config and the preset (``experiment``)."""
+
+    agent: str
+    experiment: str | None = None
+
+
 def _holds_a_run(run_dir: Path) -> bool:
     phases = (run_dir, run_dir / "offline")  # trainer=finetune runs its offline phase in <run_dir>/offline
     return any((d / "results.json").exists() or bool(list_checkpoints(d)) for d in phases)
 
 
-def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple[DictConfig, Path, str | None]:
-    """Pick the run directory and the config; when resuming, also return the stored run's agent name (the
-    command line's ``agent`` choice is not the run's when ``resume=<run_dir>`` is given alone).
+def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple[DictConfig, Path, RunNames | None]:
+    """Pick the run directory and the config; when resuming, also return the stored run's names (the command
+    line's ``agent`` and ``experiment`` choices are not the run's when ``resume=<run_dir>`` is given alone).
 
     ``resume=null``: fresh run in Hydra's run dir, which must not hold a run already.
     ``resume=auto``: continue the run dir's latest checkpoint if there is one, else start fresh.
@@ -56,17 +63,18 @@ def resolve_run(cfg: DictConfig, hydra_dir: Path, overrides: list[str]) -> tuple
     stored = load_resume_point(run_dir).state["config"]
     merged = config_for_resume(stored, cfg if resume == "auto" else None, overrides)
     merged.resume = str(resume) if resume == "auto" else str(run_dir)
-    return merged, run_dir, str(stored.get("agent_name", "agent"))
+    return merged, run_dir, RunNames(str(stored.get("agent_name", "agent")), stored.get("experiment"))
 
 
-def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: str) -> dict[str, Any]:
-    cfg, run_dir, resumed_agent = resolve_run(cfg, hydra_dir, overrides)
-    agent_name = resumed_agent or agent_name
-    built = build_trainer(cfg, run_dir, agent_name)
+def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], names: RunNames) -> dict[str, Any]:
+    cfg, run_dir, resumed = resolve_run(cfg, hydra_dir, overrides)
+    names = resumed or names
+    agent_name = names.agent
+    built = build_trainer(cfg, run_dir, agent_name, experiment=names.experiment)
     trainer = built.trainer
     handler = log_to_file(run_dir)
     try:
-        if resumed_agent is not None:
+        if resumed is not None:
             path = trainer.resume_from(run_dir)
             print(f"qlearn-train: resuming {run_dir} from {path.name}", file=sys.stderr)
         results = trainer.run()
@@ -90,8 +98,9 @@ def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], agent_name: st
 @hydra_command("qlearn-train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
-    agent_name = hydra_cfg.runtime.choices.get("agent", "agent")
-    results = train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task), agent_name)
+    choices = hydra_cfg.runtime.choices
+    names = RunNames(choices.get("agent", "agent"), choices.get("experiment"))
+    results = train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task), names)
     final = results.get("final_eval") or {}
     return final.get("mean")  # what a Hydra sweeper (e.g. Optuna) optimises
 

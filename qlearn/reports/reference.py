@@ -33,6 +33,8 @@ class Reference:
     aggregate: str | None = None
     seeds: int | None = None
     note: str | None = None
+    experiment: str | None = None  # set: only runs of this preset match (e.g. drq_eps_atari100k)
+    runs: tuple[float, ...] | None = None  # the source's per-run scores where it publishes them (value = their mean)
     file: str = ""
 
     def describe(self) -> str:
@@ -69,6 +71,8 @@ def _parse(entry: dict[str, Any], where: str) -> Reference:
     fields["budget"] = int(fields["budget"])
     if fields.get("std") is not None:
         fields["std"] = float(fields["std"])
+    if fields.get("runs") is not None:
+        fields["runs"] = tuple(float(x) for x in fields["runs"])
     return Reference(**fields, file=where.split(" entry")[0])
 
 
@@ -93,8 +97,11 @@ def dataset_kind(dataset: str | None) -> str | None:
     return None
 
 
-def matching(references: list[Reference], agent: str, env_id: str, dataset: str | None = None) -> list[Reference]:
-    """References for this agent on the same env family (and, offline, the same dataset kind)."""
+def matching(references: list[Reference], agent: str, env_id: str, dataset: str | None = None,
+             experiment: str | None = None) -> list[Reference]:
+    """References for this agent on the same env family (and, offline, the same dataset kind); a reference that
+    names an ``experiment`` (a preset) matches only runs of that preset."""
     family, kind = env_family(env_id), dataset_kind(dataset)
     return [r for r in references
-            if r.agent == agent and env_family(r.env_id) == family and dataset_kind(r.dataset) == kind]
+            if r.agent == agent and env_family(r.env_id) == family and dataset_kind(r.dataset) == kind
+            and r.experiment in (None, experiment)]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qlearn.reports.games import aggregate_lines, game_aggregates
 from qlearn.reports.reference import Reference, matching
 from qlearn.reports.stats import iqm, mean, stratified_bootstrap_ci
 from qlearn.reports.sweep import Run, behaviour_return, common_curve, group_runs
@@ -44,8 +45,8 @@ def summarize(runs: list[Run], references: list[Reference], reps: int = 2000) ->
         offline = group[0].offline and all(r.normalized is not None for r in group)
         scores = np.array([r.normalized if offline else r.final for r in group], dtype=np.float64)
         point, low, high = stratified_bootstrap_ci(scores, iqm, reps=reps)
-        refs = [ref for ref in matching(references, group[0].agent, group[0].env_id, group[0].dataset)
-                if ref.normalized == offline]
+        refs = [ref for ref in matching(references, group[0].agent, group[0].env_id, group[0].dataset,
+                                        group[0].experiment) if ref.normalized == offline]
         summaries.append(Summary(label, group, "normalized score" if offline else "return", scores, point,
                                  (low, high), mean(scores), refs))
     return summaries
@@ -124,6 +125,7 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
     lines += [f"| {s.label} | {len(s.runs)} | {s.iqm:.2f} [{s.ci[0]:.2f}, {s.ci[1]:.2f}] ({s.metric}) | {s.mean:.2f} |"
               for s in summaries]
     lines.append("")
+    lines += aggregate_lines(game_aggregates(runs, references, reps))  # Atari: over games, beside the published
     for summary in summaries:
         header, rows = curve_table(summary.runs)
         name = slug(summary.label)

@@ -37,6 +37,8 @@ class Run:
     budget: int                  # env steps (online) or updates (offline) the run trained for
     wall_time_s: float
     settings: dict[str, Any] = field(default_factory=dict)  # flat config.yaml without seeds and NOT_SETTINGS
+    experiment: str | None = None  # the preset the run follows (``experiment=`` of qlearn-train), if any
+    scores: dict[str, float] = field(default_factory=dict)  # the final evaluation's Scores, e.g. Atari's HNS
 
     @property
     def offline(self) -> bool:
@@ -61,7 +63,8 @@ def read_run(results_path: Path) -> Run:
             steps=np.array([e["step"] for e in curve], dtype=np.int64),
             returns=np.array([e["mean"] for e in curve], dtype=np.float64),
             budget=int(data["updates"] if offline else data["total_steps"]), wall_time_s=float(data["wall_time_s"]),
-            settings=read_settings(results_path.parent / "config.yaml"),
+            settings=read_settings(results_path.parent / "config.yaml"), experiment=data.get("experiment"),
+            scores={name: float(final[name]) for name in data.get("scores") or {} if final.get(name) is not None},
         )
     except (KeyError, TypeError) as exc:
         raise QlearnError(f"{results_path} is not a qlearn-train results.json (missing {exc}).") from exc

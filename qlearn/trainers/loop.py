@@ -323,6 +323,7 @@ class TrainingLoop(LoopControls):
             final_eval = {k: final[k] for k in keys}
         results: dict[str, Any] = {
             "agent": self.config.get("agent_name", type(self.agent).__name__),
+            "experiment": self.config.get("experiment"),  # the preset the run follows, if any
             "env_id": self.config.get("env", {}).get("id"),
             "seed": self.seed,
             "updates": self.updates_done,
