@@ -75,3 +75,14 @@ def test_a_multirun_that_finishes_no_run_leaves_nothing_and_the_retry_runs(
     monkeypatch.setattr(cli.subprocess, "run", finished_multirun)
     assert cli.reproduce(["dqn_cartpole", *ARGS, *out]) == 0
     assert (tmp_path / ("mine" if given_out else "reports/dqn_cartpole") / "report.md").is_file()
+
+
+def test_a_key_swept_beside_the_seed_gets_its_own_run_directories() -> None:
+    """``env.id=A,B`` gives every (game, seed) job its own directory (they shared runs/seed<k> and collided)."""
+    sweep = cli.swept(["env.id=BoxingNoFrameskip-v4,BreakoutNoFrameskip-v4", "agent=dqn,double_dqn", "total_steps=5"])
+    assert sweep.subdir == "${env.id}/${hydra:runtime.choices.agent}/seed${seed}"
+    assert sweep.combinations == 4
+    assert cli.swept(["total_steps=5"]) == cli.Sweep("seed${seed}", 1)
+    assert cli.swept(["agent.lr=interval(0.0001,0.001)"]).combinations is None  # not a list: count unknown
+    command = cli.multirun_command("dqn_cartpole", [0, 1], Path("/r"), "basic", 1, ["env.id=A,B"])
+    assert "hydra.sweep.subdir=${env.id}/seed${seed}" in command

@@ -20,6 +20,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from qlearn.cli.build import CONFIG_DIR
 from qlearn.errors import QlearnError
@@ -36,12 +39,37 @@ LAUNCHERS = {  # Hydra launcher -> (pip package, plugin module) that provide it
 DEFAULT_REFERENCES = Path("benchmarks") / "reference"
 
 
+class Sweep(NamedTuple):
+    """What the overrides sweep besides the seed: run-directory parts naming each job, and the number of
+    combinations (``None`` when a sweep is not a list of values, e.g. an Optuna ``interval``)."""
+
+    subdir: str
+    combinations: int | None
+
+
+def swept(overrides: list[str]) -> Sweep:
+    """``env.id=Boxing...,Breakout...`` sweeps env.id too: each job's directory then names its value,
+    ``<runs_dir>/BoxingNoFrameskip-v4/seed0``, so that no two jobs share one."""
+    parts, combinations = [], 1
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            continue
+        key = override.key_or_group
+        group = (CONFIG_DIR / key).is_dir()  # a config group's value is its choice, not its config
+        parts.append(f"${{hydra:runtime.choices.{key}}}" if group else f"${{{key}}}")
+        if combinations is not None:
+            combinations = len(list(override.sweep_string_iterator())) * combinations \
+                if override.is_discrete_sweep() else None
+    return Sweep("/".join([*parts, "seed${seed}"]), combinations)
+
+
 def multirun_command(experiment: str, seeds: list[int], runs_dir: Path, launcher: str, jobs: int,
                      overrides: list[str]) -> list[str]:
-    """The ``qlearn-train --multirun`` call: one job per seed, each in ``<runs_dir>/seed<k>``."""
+    """The ``qlearn-train --multirun`` call: one job per seed (and per value of any other swept key), each in
+    ``<runs_dir>/seed<k>`` (``<runs_dir>/<value>/seed<k>`` for each other swept key, see `swept`)."""
     command = [sys.executable, "-m", "qlearn.cli.train", "--multirun", f"experiment={experiment}",
                f"seed={','.join(str(s) for s in seeds)}", f"hydra/launcher={launcher}",
-               f"hydra.sweep.dir={runs_dir}", "hydra.sweep.subdir=seed${seed}"]
+               f"hydra.sweep.dir={runs_dir}", f"hydra.sweep.subdir={swept(overrides).subdir}"]
     if launcher == "joblib":
         command.append(f"hydra.launcher.n_jobs={jobs}")
     return command + overrides
@@ -142,9 +170,12 @@ def reproduce(argv: list[str] | None = None) -> int:
     runs = read_sweep(out / "runs")
     path = write_report(runs, references, out, command=typed)
     print(f"qlearn-reproduce: {len(runs)} runs in {wall:.0f} s; report: {path}", file=sys.stderr)
-    if returncode or len(runs) < len(seeds):
-        print(f"qlearn-reproduce: error: {len(seeds) - len(runs)} of {len(seeds)} runs did not finish "
-              f"(multirun exit {returncode}); the report covers the finished ones.", file=sys.stderr)
+    combinations = swept(list(args.overrides)).combinations
+    expected = None if combinations is None else len(seeds) * combinations
+    if returncode or (expected is not None and len(runs) < expected):
+        missing = f"{expected - len(runs)} of {expected} runs" if expected is not None else "some runs"
+        print(f"qlearn-reproduce: error: {missing} did not finish (multirun exit {returncode}); the report covers "
+              f"the finished ones.", file=sys.stderr)
         return 1
     return 0
 
