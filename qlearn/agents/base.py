@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from qlearn.agents import saving
 from qlearn.types import Batch, Metrics
 
 
@@ -16,12 +19,46 @@ class Agent(nn.Module):
     ``state_dict()`` holds the networks (from ``nn.Module``) plus, through the extra-state hook,
     the optimizer states and the update counter, so one call captures everything a resume needs.
     Subclasses list their optimizers in ``self.optimizers`` (name -> optimizer).
+
+    ``predict``, ``save`` and ``load`` are the library-user's doors (as in SB3 or d3rlpy): ``save`` writes the
+    weights with the config that rebuilds the agent (`qlearn.agents.saving`), known when the agent came from
+    ``from_spec`` with plain settings or from ``qlearn.build_agent``.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.num_updates = 0
+        self.build_config: dict[str, Any] | None = None  # {"agent": _target_ config, "spec": EnvSpec fields}
+
+    @torch.no_grad()
+    def predict(self, obs: np.ndarray | Tensor, deterministic: bool = True) -> np.ndarray:
+        """Actions for one observation ``[*obs_shape]`` or a batch ``[B, *obs_shape]``, numpy or tensor, as a numpy
+        array in the env's format (an int64 index or ``[B]`` indices; float32 ``[A]`` or ``[B, A]`` in the env's
+        bounds). ``deterministic=False`` samples stochastic policies; DQN stays greedy (exploration is the
+        trainer's). One observation is told from a batch by the observation shape the agent was built for, so an
+        agent built from objects (no build config) takes batches only."""
+        x = obs if isinstance(obs, Tensor) else torch.as_tensor(np.asarray(obs))
+        if x.dtype == torch.float64:
+            x = x.float()
+        spec = (self.build_config or {}).get("spec")
+        single = spec is not None and x.dim() == len(spec["obs_shape"])
+        action = self.act((x.unsqueeze(0) if single else x).to(self.device), deterministic=deterministic)
+        out = action.cpu().numpy()
+        return out[0] if single else out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the agent (weights, optimizer states and the config that rebuilds it) to ``path``."""
+        return saving.save_agent(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device | None = None) -> Agent:
+        """The agent ``save`` wrote to ``path``, rebuilt on ``device`` (loaded with ``weights_only=True``)."""
+        agent = saving.load_agent(path, device)
+        if not isinstance(agent, cls):
+            raise TypeError(f"{path} holds a {type(agent).__name__}, not a {cls.__name__}; load it with "
+                            f"{type(agent).__name__}.load or qlearn.Agent.load.")
+        return agent
 
     def _count_update(self) -> int:
         """``num_updates += 1``, returning the new count; it skips ``nn.Module.__setattr__`` (~3 us a call on cpu2),

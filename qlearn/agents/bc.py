@@ -9,6 +9,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
+from qlearn.agents.saving import records_build
 from qlearn.networks.actors import CategoricalActor, GaussianActor
 from qlearn.networks.mlp import mlp_settings
 from qlearn.optim import OptimizerFactory, adam
@@ -36,6 +37,7 @@ class BC(Agent):
         self.optimizers = {"actor": (optimizer or adam(DEFAULT_LR))(self.actor.parameters())}
 
     @classmethod
+    @records_build  # a call with plain settings is remembered, so agent.save() can rebuild it
     def from_spec(
         cls,
         spec: EnvSpec,

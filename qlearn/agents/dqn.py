@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
+from qlearn.agents.saving import records_build
 from qlearn.augment import Augmentation
 from qlearn.errors import QlearnError
 from qlearn.losses.td import td_loss
@@ -83,6 +84,7 @@ class DQN(Agent):
         self.optimizers = {"q": optimizer(self.q.parameters())}
 
     @classmethod
+    @records_build  # a call with plain settings is remembered, so agent.save() can rebuild it
     def from_spec(
         cls,
         spec: EnvSpec,

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
+from qlearn.agents.saving import records_build
 from qlearn.losses.iql import awr_actor_loss, awr_weights, expectile_loss
 from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import CategoricalActor, GaussianActor
@@ -91,6 +92,7 @@ class IQL(Agent):
             )
 
     @classmethod
+    @records_build  # a call with plain settings is remembered, so agent.save() can rebuild it
     def from_spec(
         cls,
         spec: EnvSpec,

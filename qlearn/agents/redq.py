@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
+from qlearn.agents.saving import records_build
 from qlearn.errors import QlearnError
 from qlearn.losses.sac import sac_actor_loss, temperature_loss
 from qlearn.losses.td import ensemble_td_loss
@@ -139,6 +140,7 @@ class REDQ(Agent):
             self._actor_loss = torch.compile(self._actor_loss_eager)
 
     @classmethod
+    @records_build  # a call with plain settings is remembered, so agent.save() can rebuild it
     def from_spec(
         cls,
         spec: EnvSpec,

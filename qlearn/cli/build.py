@@ -17,6 +17,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from qlearn.agents import saving
 from qlearn.agents.base import Agent
 from qlearn.cli.provenance import record_invocation
 from qlearn.envs import is_atari, make_env
@@ -88,10 +89,9 @@ def build_env(env_cfg: Any, seed: int, num_envs: int | None = None, **extra: Any
 
 
 def build_agent(agent_cfg: Any, spec: EnvSpec, device: torch.device) -> Agent:
+    """`qlearn.agents.saving.build_agent` with its failures as one line that says what to change."""
     try:
-        # Built as a partial and then called, so the EnvSpec reaches from_spec as itself, not as a dict.
-        factory = instantiate(agent_cfg, _partial_=True, _convert_="all")
-        return factory(spec=spec).to(device)
+        return saving.build_agent(agent_cfg, spec, device)
     except InstantiationException as exc:
         raise QlearnError(f"could not build the agent from its config: {str(exc).splitlines()[0]}") from exc
     except TypeError as exc:

@@ -9,17 +9,15 @@ from typing import Any
 
 import gymnasium as gym
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 
-from qlearn.checkpoint import latest_checkpoint, load_resume_point
-from qlearn.cli.build import CONFIG_DIR, build_agent, build_env, env_options, register_resolvers
+from qlearn.checkpoint import latest_checkpoint
+from qlearn.cli.build import CONFIG_DIR, env_options, register_resolvers
 from qlearn.cli.entry import hydra_command, run_main
 from qlearn.envs import make_single_env
 from qlearn.errors import QlearnError
-from qlearn.offline import normalize_env_observations
+from qlearn.runs import load_run
 from qlearn.trainers.evaluation import evaluate
-from qlearn.types import EnvSpec
 from qlearn.utils import resolve_device
 
 register_resolvers()
@@ -45,25 +43,17 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     path = Path(str(cfg.checkpoint)).expanduser()
     if path.is_dir() and latest_checkpoint(path) is None:
         raise QlearnError(f"checkpoint={path}: no checkpoints/step_*.pt inside. Pass a run directory or a .pt file.")
-    device = resolve_device(cfg.device)
-    point = load_resume_point(path, map_location=device)  # a run directory: its newest readable checkpoint
-    for skipped, reason in point.skipped:
-        print(f"qlearn-eval: {reason}; evaluating the previous checkpoint, {point.path.name}.", file=sys.stderr)
-    path, state = point.path, point.state
-    stored = state["config"]["resolved"]
-    run_dir = path.parent.parent
+    run = load_run(path, resolve_device(cfg.device))  # a run directory: its newest readable checkpoint
+    for _, reason in run.skipped:
+        print(f"qlearn-eval: {reason}; evaluating the previous checkpoint, {run.checkpoint.name}.", file=sys.stderr)
+    path, stored = run.checkpoint, run.config
     if cfg.video:
-        video_dir = Path(cfg.video_dir) if cfg.video_dir else run_dir / "videos"
-        env = _video_env(stored["env"], video_dir)
+        video_dir = Path(cfg.video_dir) if cfg.video_dir else path.parent.parent / "videos"
+        env = run.wrap(_video_env(stored["env"], video_dir))
     else:
-        env = build_env(stored["env"], int(cfg.seed), num_envs=1)
-    normalization = state["config"].get("observation_normalization")
-    if normalization is not None:  # offline runs trained on standardised observations
-        env = normalize_env_observations(env, np.asarray(normalization["mean"]), np.asarray(normalization["std"]))
-    agent = build_agent(stored["agent"], EnvSpec.from_env(env), device)
-    agent.load_state_dict(state["agent"])
+        env = run.make_env(int(cfg.seed))
     try:
-        result = evaluate(agent, env, int(cfg.episodes), seed=int(cfg.seed), epsilon=float(cfg.epsilon))
+        result = evaluate(run.agent, env, int(cfg.episodes), seed=int(cfg.seed), epsilon=float(cfg.epsilon))
     except gym.error.DependencyNotInstalled as exc:
         raise QlearnError(f'rendering this env needs more packages: {exc} (or pip install "qlearn[video]")') from exc
     finally:

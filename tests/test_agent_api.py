@@ -1,0 +1,98 @@
+"""The library user's doors: predict on one observation or a batch, save/load without knowing the architecture,
+and qlearn.load_run on a qlearn-train run directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import qlearn
+from qlearn import DQN, REDQ, Agent, EnvSpec
+from qlearn.checkpoint import load_checkpoint
+from qlearn.errors import QlearnError
+from qlearn.targets import DoubleQNextValue
+
+
+def plain_spec(env_id: str) -> tuple[gym.Env, EnvSpec]:
+    env = gym.make(env_id)
+    return env, EnvSpec.from_spaces(env.observation_space, env.action_space)
+
+
+def test_dqn_predicts_one_observation_or_a_batch_and_round_trips_through_save_and_load(tmp_path: Path) -> None:
+    env, spec = plain_spec("CartPole-v1")
+    torch.manual_seed(0)
+    agent = DQN.from_spec(spec, network={"hidden_sizes": [16]}, lr=1e-3)
+    obs, _ = env.reset(seed=0)
+    action = agent.predict(obs)
+    assert action.shape == () and env.action_space.contains(int(action))
+    batch = np.stack([env.observation_space.sample() for _ in range(5)])
+    actions = agent.predict(batch)
+    assert actions.shape == (5,) and actions.dtype == np.int64
+    assert np.array_equal(actions, agent.predict(torch.as_tensor(batch)))  # tensors as numpy
+    assert np.array_equal(agent.predict(batch.astype(np.float64)), actions)  # float64 is cast, not refused
+    path = agent.save(tmp_path / "agents" / "dqn.pt")
+    loaded = Agent.load(path)
+    assert isinstance(loaded, DQN) and loaded.q.encoder is not None
+    assert np.array_equal(loaded.predict(batch), actions)
+    for (name, a), b in zip(agent.state_dict().items(), loaded.state_dict().values()):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), name
+    with pytest.raises(TypeError, match="holds a DQN"):
+        REDQ.load(path)
+
+
+def test_a_soft_actor_critic_predicts_in_the_env_bounds_and_reloads_its_deterministic_policy(tmp_path: Path) -> None:
+    env, spec = plain_spec("Pendulum-v1")
+    agent = REDQ.from_spec(spec, num_q=2, network={"hidden_sizes": [16, 16]}, actor_q="min")
+    obs, _ = env.reset(seed=0)
+    action = agent.predict(obs)
+    assert action.shape == (1,) and action.dtype == np.float32 and env.action_space.contains(action)
+    loaded = REDQ.load(agent.save(tmp_path / "sac.pt"), device="cpu")
+    assert np.array_equal(loaded.predict(obs), action)
+    assert agent.predict(np.stack([obs, obs]), deterministic=False).shape == (2, 1)
+
+
+def test_save_refuses_an_agent_built_from_objects_and_load_refuses_other_files(tmp_path: Path) -> None:
+    _, spec = plain_spec("CartPole-v1")
+    agent = DQN.from_spec(spec, next_value=DoubleQNextValue())
+    with pytest.raises(QlearnError, match="torch.save"):
+        agent.save(tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(QlearnError, match="not a saved qlearn agent"):
+        Agent.load(tmp_path / "other.pt")
+    with pytest.raises(QlearnError, match="does not exist"):
+        Agent.load(tmp_path / "missing.pt")
+
+
+def test_build_agent_takes_the_command_lines_agent_config_and_the_agent_saves(tmp_path: Path) -> None:
+    _, spec = plain_spec("CartPole-v1")
+    config = {"_target_": "qlearn.agents.DQN.from_spec", "lr": 1e-3, "network": {"hidden_sizes": [8]},
+              "next_value": {"_target_": "qlearn.targets.DoubleQNextValue"}}
+    agent = qlearn.build_agent(config, spec)
+    assert isinstance(agent.next_value, DoubleQNextValue)
+    assert isinstance(Agent.load(agent.save(tmp_path / "a.pt")).next_value, DoubleQNextValue)
+
+
+def test_load_run_gives_the_trained_agent_and_its_env(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "qlearn.cli.train", "total_steps=600", "trainer.learning_starts=200",
+                           "eval.every=600", "eval.episodes=1", "logger=none", "device=cpu",
+                           f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run = qlearn.load_run(run_dir)
+    saved = load_checkpoint(run_dir)["agent"]
+    assert all(torch.equal(v, saved[k]) for k, v in run.agent.state_dict().items() if isinstance(v, torch.Tensor))
+    env = run.make_env(seed=3)
+    obs, _ = env.reset(seed=3)
+    assert env.single_action_space.contains(int(run.agent.predict(obs[0])))
+    assert run.agent.predict(obs).shape == (1,)
+    env.close()
+    with pytest.raises(QlearnError, match="does not exist"):
+        qlearn.load_run(tmp_path / "nowhere")
