@@ -86,3 +86,11 @@ def test_a_key_swept_beside_the_seed_gets_its_own_run_directories() -> None:
     assert cli.swept(["agent.lr=interval(0.0001,0.001)"]).combinations is None  # not a list: count unknown
     command = cli.multirun_command("dqn_cartpole", [0, 1], Path("/r"), "basic", 1, ["env.id=A,B"])
     assert "hydra.sweep.subdir=${env.id}/seed${seed}" in command
+
+
+def test_the_published_references_ship_inside_the_package() -> None:
+    """qlearn-reproduce compares outside a checkout: its default references live under the installed package."""
+    from qlearn.reports import load_references
+
+    assert cli.DEFAULT_REFERENCES.parent.name == "qlearn" and cli.DEFAULT_REFERENCES.is_dir()
+    assert any(r.experiment == "drq_eps_atari100k" for r in load_references(cli.DEFAULT_REFERENCES))

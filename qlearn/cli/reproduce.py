@@ -36,7 +36,7 @@ LAUNCHERS = {  # Hydra launcher -> (pip package, plugin module) that provide it
     "submitit_slurm": ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher"),
     "ray": ("hydra-ray-launcher", "hydra_plugins.hydra_ray_launcher"),
 }
-DEFAULT_REFERENCES = Path("benchmarks") / "reference"
+DEFAULT_REFERENCES = Path(__file__).resolve().parents[1] / "references"  # benchmarks/reference, shipped in the wheel
 
 
 class Sweep(NamedTuple):
@@ -128,7 +128,7 @@ def reproduce(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", default="joblib", help=f"Hydra launcher: {', '.join(LAUNCHERS)} (default joblib)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel local jobs (joblib)")
     parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES,
-                        help="directory of reference YAML files (default benchmarks/reference)")
+                        help="directory of reference YAML files (default: the ones shipped with qlearn, benchmarks/reference)")
     args = parser.parse_intermixed_args(argv)
     if args.seeds < 1 or args.jobs < 1:
         raise QlearnError("--seeds and --jobs must be >= 1.")
@@ -141,7 +141,7 @@ def reproduce(argv: list[str] | None = None) -> int:
     references = load_references(args.references) if args.references.is_dir() else []
     if not references:
         print(f"qlearn-reproduce: no reference files in {args.references}; the report will have no reference "
-              f"column (run from the repository root, or pass --references).", file=sys.stderr)
+              f"column (pass --references <dir of reference YAML files>).", file=sys.stderr)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     command = multirun_command(args.experiment, seeds, (out / "runs").resolve(), args.launcher,
                                min(args.jobs, args.seeds), list(args.overrides))
