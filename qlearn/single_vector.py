@@ -10,6 +10,34 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from qlearn.errors import QlearnError
+
+def as_vector_env(env: gym.Env | gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+    """``env`` as the SAME_STEP vector env qlearn's trainers step: a plain ``gym.Env`` is wrapped in a
+    :class:`SingleEnvVector` (with ``RecordEpisodeStatistics`` unless it has one: evaluations read the returns
+    from it); a vector env must already reset in the same step (``gymnasium.make_vec(...,
+    vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})``), since NEXT_STEP's extra reset step cannot be
+    told from a transition afterwards (DESIGN.md, "Always a vector env")."""
+    if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")
+        if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.SAME_STEP.value):
+            raise QlearnError(
+                f"this vector env resets in {getattr(mode, 'value', mode) or 'next-step'} mode; qlearn needs "
+                "same-step autoreset so that no transition joins an episode's end to the next reset. Make it with "
+                "gymnasium.make_vec(id, num_envs, vector_kwargs={'autoreset_mode': "
+                "gymnasium.vector.AutoresetMode.SAME_STEP}), or use qlearn.make_env(id, num_envs=...)."
+            )
+        return env
+    if isinstance(env, gym.Env):
+        inner: gym.Env = env
+        while not isinstance(inner, gym.wrappers.RecordEpisodeStatistics) and isinstance(inner, gym.Wrapper):
+            inner = inner.env
+        recorded = env if isinstance(inner, gym.wrappers.RecordEpisodeStatistics) else \
+            gym.wrappers.RecordEpisodeStatistics(env)
+        return SingleEnvVector(lambda: recorded)
+    raise TypeError(f"expected a gymnasium.Env or gymnasium.vector.VectorEnv, got {type(env).__name__}")
+
+
 _FLAGS = (np.zeros(1, dtype=np.bool_), np.ones(1, dtype=np.bool_))  # copied per step: a third of np.array([flag])
 
 

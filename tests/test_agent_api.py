@@ -96,3 +96,22 @@ def test_load_run_gives_the_trained_agent_and_its_env(tmp_path: Path) -> None:
     env.close()
     with pytest.raises(QlearnError, match="does not exist"):
         qlearn.load_run(tmp_path / "nowhere")
+
+
+def test_trainers_take_a_plain_env_and_a_same_step_make_vec_env_and_refuse_next_step(tmp_path: Path) -> None:
+    from qlearn import OnlineTrainer, ReplayBuffer, evaluate
+
+    env, spec = plain_spec("CartPole-v1")
+    agent = DQN.from_spec(spec, network={"hidden_sizes": [16]})
+    trainer = OnlineTrainer(agent, env, ReplayBuffer(1000, seed=0), eval_env=gym.make("CartPole-v1"), total_steps=300,
+                            learning_starts=100, eval_every=300, eval_episodes=2, progress=False)
+    results = trainer.run()
+    assert results["total_steps"] == 300 and results["final_eval"]["episodes"] == 2
+    same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+    recorded = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", vector_kwargs=same_step,
+                            wrappers=[gym.wrappers.RecordEpisodeStatistics])
+    assert evaluate(agent, recorded, 2, seed=0)["episodes"] == 2
+    with pytest.raises(QlearnError, match="RecordEpisodeStatistics"):  # no returns to read: said, not looped on
+        evaluate(agent, gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", vector_kwargs=same_step), 2, seed=0)
+    with pytest.raises(QlearnError, match="same-step autoreset"):
+        OnlineTrainer(agent, gym.make_vec("CartPole-v1", 2), ReplayBuffer(1000), total_steps=300)

@@ -7,12 +7,14 @@ import numpy as np
 import torch
 
 from qlearn.agents.base import Agent
+from qlearn.errors import QlearnError
+from qlearn.single_vector import as_vector_env
 from qlearn.envs import episode_stats
 
 
 def evaluate(
     agent: Agent,
-    env: gym.vector.VectorEnv,
+    env: gym.Env | gym.vector.VectorEnv,
     episodes: int,
     *,
     seed: int,
@@ -27,6 +29,7 @@ def evaluate(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    env = as_vector_env(env)  # a plain gym.Env too
     was_training = agent.training
     agent.train(False)
     rng = np.random.default_rng(seed)
@@ -46,7 +49,13 @@ def evaluate(
             obs, _, terminated, truncated, infos = env.step(action)
             done = terminated | truncated
             if done.any():
-                for ret, length in episode_stats(infos, done):
+                finished = episode_stats(infos, done)
+                if not finished:
+                    raise QlearnError(
+                        "an episode ended without its return in infos['final_info']['episode']: wrap each sub-env "
+                        "in gymnasium.wrappers.RecordEpisodeStatistics (make_vec(..., wrappers=[...])), or build "
+                        "the env with qlearn.make_env.")
+                for ret, length in finished:
                     returns.append(float(ret))
                     lengths.append(int(length))
     finally:

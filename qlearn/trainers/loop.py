@@ -19,6 +19,7 @@ from torch import Tensor
 from qlearn.agents.base import Agent
 from qlearn.checkpoint import load_resume_point, save_checkpoint
 from qlearn.errors import QlearnError
+from qlearn.single_vector import as_vector_env
 from qlearn.logging import Logger, NullLogger
 from qlearn.trainers.controls import LoopControls
 from qlearn.trainers.evaluation import evaluate
@@ -60,7 +61,7 @@ class TrainingLoop(LoopControls):
         self,
         agent: Agent,
         *,
-        eval_env: gym.vector.VectorEnv | None = None,
+        eval_env: gym.Env | gym.vector.VectorEnv | None = None,
         eval_every: int = 10_000,
         eval_episodes: int = 10,
         eval_epsilon: float = 0.0,
@@ -82,7 +83,7 @@ class TrainingLoop(LoopControls):
         if eval_episodes < 1:
             raise QlearnError(f"eval_episodes must be >= 1, got {eval_episodes}.")
         self.agent = agent
-        self.eval_env = eval_env
+        self.eval_env = None if eval_env is None else as_vector_env(eval_env)
         self.eval_every, self.eval_episodes, self.eval_epsilon = int(eval_every), int(eval_episodes), float(eval_epsilon)
         self.scores = list(scores)
         self.logger: Logger = logger if logger is not None else NullLogger()

@@ -17,6 +17,7 @@ from qlearn.buffers import ReplayBuffer
 from qlearn.envs import episode_stats, final_next_obs
 from qlearn.errors import QlearnError
 from qlearn.exploration import EpsilonGreedy
+from qlearn.single_vector import as_vector_env
 from qlearn.trainers.controls import TrainingInterrupted
 from qlearn.trainers.loop import TrainingLoop, log
 
@@ -50,9 +51,10 @@ class OnlineTrainer(TrainingLoop):
 
     Args:
         agent: the learner; ``act(obs, deterministic)`` and ``update(batch)``.
-        env: training vector env (SAME_STEP autoreset, see ``qlearn.envs.make_env``).
+        env: training env: a vector env with SAME_STEP autoreset (``qlearn.envs.make_env``), or a plain
+            ``gym.Env`` (run as a 1-env vector env); a NEXT_STEP vector env is refused (`as_vector_env`).
         buffer: replay buffer; ``add`` gets the true final observation of finished episodes.
-        eval_env: separate vector env for greedy evaluation (``None``: no evaluation).
+        eval_env: separate env (vector or plain) for greedy evaluation (``None``: no evaluation).
         exploration: epsilon-greedy block for discrete actions, or ``None`` (the agent explores).
         random_steps: env steps of uniformly random actions at the start (SAC/REDQ "start steps").
         clip_reward: learn from ``sign(r)`` (Mnih et al., 2015); logged and evaluated returns stay raw.
@@ -67,7 +69,7 @@ class OnlineTrainer(TrainingLoop):
     def __init__(
         self,
         agent: Agent,
-        env: gym.vector.VectorEnv,
+        env: gym.Env | gym.vector.VectorEnv,
         buffer: ReplayBuffer,
         *,
         total_steps: int,
@@ -94,7 +96,7 @@ class OnlineTrainer(TrainingLoop):
             )
         super().__init__(agent, eval_every=eval_every, **loop_options)
         check_discount(agent, buffer)
-        self.env = env
+        self.env = as_vector_env(env)  # a plain gym.Env runs as a 1-env vector env
         self.buffer = buffer
         self.exploration = exploration
         self.total_steps = int(total_steps)
@@ -107,7 +109,7 @@ class OnlineTrainer(TrainingLoop):
         self.clip_reward = clip_reward
         self.terminal_on_life_loss = terminal_on_life_loss
         self._lives: np.ndarray | None = None
-        self.num_envs = self.stride = int(env.num_envs)
+        self.num_envs = self.stride = int(self.env.num_envs)
         self._cpu = self.device.type == "cpu"
         self._move_batches = torch.device(getattr(buffer, "device", self.device)) != self.device
         # Counters: everything here is saved in checkpoints.
