@@ -21,6 +21,7 @@ loss is *not* terminal here: the trainer may do either for learning only, using
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
@@ -77,13 +78,22 @@ def _register_ale() -> None:
 
 
 def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gymnasium.make`` with a clearer error for ids that are not registered."""
+    """``gymnasium.make`` with a clearer error for ids that are not registered and keyword arguments the env
+    does not take (``+env.kwargs.<name>`` on the command line)."""
     try:
         return gym.make(env_id, **kwargs)
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as e:
         raise EnvConfigError(
             f"unknown environment id {env_id!r} ({e}); "
             "run `gymnasium.pprint_registry()` to list the registered ids."
+        ) from e
+    except TypeError as e:
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if bad is None:
+            raise
+        raise EnvConfigError(
+            f"{env_id} does not take the keyword argument {bad.group(1)!r} (env.kwargs / env_kwargs); remove it or "
+            f"use one of the env's own arguments (see its class's __init__)."
         ) from e
 
 

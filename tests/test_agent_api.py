@@ -115,3 +115,15 @@ def test_trainers_take_a_plain_env_and_a_same_step_make_vec_env_and_refuse_next_
         evaluate(agent, gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", vector_kwargs=same_step), 2, seed=0)
     with pytest.raises(QlearnError, match="same-step autoreset"):
         OnlineTrainer(agent, gym.make_vec("CartPole-v1", 2), ReplayBuffer(1000), total_steps=300)
+
+
+def test_env_kwargs_reach_gymnasium_make_and_a_wrong_one_is_named() -> None:
+    """``+env.kwargs.<name>=<value>`` on the command line: the env config's ``kwargs`` go to gymnasium.make."""
+    from qlearn.cli.build import build_env
+    from qlearn.envs import EnvConfigError
+
+    env = build_env({"id": "Pendulum-v1", "num_envs": 1, "kwargs": {"g": 3.5}}, seed=0)
+    assert env.envs[0].unwrapped.g == 3.5
+    env.close()
+    with pytest.raises(EnvConfigError, match="does not take the keyword argument 'gravity'"):
+        build_env({"id": "Pendulum-v1", "num_envs": 1, "kwargs": {"gravity": 0.0}}, seed=0)

@@ -74,9 +74,13 @@ def register_resolvers() -> None:
 
 # ---------------------------------------------------------------------- blocks
 def env_options(env_cfg: Any) -> dict[str, Any]:
+    """`make_env`'s options from an env config: the trainer's keys dropped, ``kwargs`` passed on as ``env_kwargs``."""
     options = dict(env_cfg)
     for key in _ENV_TRAINER_KEYS:
         options.pop(key, None)
+    kwargs = options.pop("kwargs", None)
+    if kwargs:
+        options["env_kwargs"] = {**dict(kwargs), **dict(options.get("env_kwargs") or {})}
     return options
 
 
