@@ -111,26 +111,25 @@ def actor_pairs(actor: nn.Module, trunk: Sequence[nn.Linear], mean: nn.Linear,
 
 
 def rounding_floor(overrides: Sequence[str], updates: int, noise_draws: int = 2) -> float:
-    """How far qlearn drifts from *itself* in float32 when one critic weight starts one ulp away: two copies of the
-    agent, the same batches and noise, the largest relative parameter difference after ``updates`` updates. A
-    pair whose float32 difference is near this, and whose float64 difference is ~1e-15, differs by rounding only:
-    random batches make the critics chase noise, and a ReLU or a min tipped by one rounding step grows under Adam."""
-    from common import NormalTape, adam_kernel
+    """How far qlearn drifts from *itself* in float32 by rounding alone: two copies of the agent from the same weights,
+    on the same batches and noise, one with PyTorch's per-tensor Adam and one with the fused kernel (the same
+    update, rounded differently); the largest relative parameter difference after ``updates`` updates. Random
+    batches make the critics chase noise, and a ReLU or a min tipped one way by a rounding step grows under Adam;
+    a pair whose float64 difference is ~1e-15 and whose float32 difference is of this size differs by rounding."""
+    from common import NormalTape, adam_kernel, largest_difference
 
+    torch.manual_seed(0)
     with adam_kernel(fused=False):
-        torch.manual_seed(0)
-        a, b = qlearn_agent(overrides), qlearn_agent(overrides)
-        b.load_state_dict(a.state_dict())
-        with torch.no_grad():
-            w = b.critic.linear_layers()[1].weight
-            w[0, 0, 0] = torch.nextafter(w[0, 0, 0], torch.tensor(1.0))
-        tape = NormalTape([(BATCH_SIZE, ACTION_DIM)] * noise_draws, updates)
-        for k, batch in enumerate(make_batches(updates)):
-            for agent in (a, b):
-                tape.load(k)
-                with tape.patch_randn_like():
-                    agent.update(batch)
-    from common import largest_difference
-
+        a = qlearn_agent(overrides)
+    b = qlearn_agent(overrides)
+    with torch.no_grad():  # weights only: load_state_dict would also load a's optimizer settings (fused=None)
+        for x, y in zip(a.parameters(), b.parameters()):
+            y.copy_(x)
+    tape = NormalTape([(BATCH_SIZE, ACTION_DIM)] * noise_draws, updates)
+    for k, batch in enumerate(make_batches(updates)):
+        for agent in (a, b):
+            tape.load(k)  # each update takes the draws it needs, in order
+            with tape.patch_randn_like():
+                agent.update(batch)
     pairs = [(n, p, q) for (n, p), q in zip(a.named_parameters(), b.parameters())]
     return largest_difference(pairs)[0]
