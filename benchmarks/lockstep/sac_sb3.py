@@ -7,7 +7,7 @@ agent gets too. The Gaussian noise is one tape read in each side's draw order: q
 (critic target) before the current-state action (actor loss); SB3's ``train`` draws the current-state action first
 (for its temperature loss) and the next-state action second. qlearn's agent is built as ``qlearn-train`` builds it.
 
-    python benchmarks/lockstep/sac_sb3.py [--wrong]
+    python benchmarks/lockstep/sac_sb3.py [--updates 200] [overrides...]
 """
 
 from __future__ import annotations
