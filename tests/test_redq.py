@@ -310,8 +310,12 @@ def test_actor_loss_before_critic_step_sees_the_pre_step_critic(before: bool) ->
     initial = [p.detach().clone() for p in agent.critic.parameters()]
     seen: list[list[Tensor]] = []
     actor_loss = agent._actor_loss
-    agent._actor_loss = lambda obs, alpha: (seen.append([p.detach().clone() for p in agent.critic.parameters()]),  # type: ignore[method-assign]
-                                            actor_loss(obs, alpha))[1]
+
+    def watched(obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        seen.append([p.detach().clone() for p in agent.critic.parameters()])
+        return actor_loss(obs, alpha)
+
+    agent._actor_loss = watched  # type: ignore[method-assign]
     agent.update(random_batch())
     same = all(torch.equal(a, b) for a, b in zip(seen[0], initial))
     assert same is before

@@ -77,7 +77,8 @@ def copy_members(members: Sequence[Sequence[nn.Linear]], ensemble: nn.Module) ->
             target.load_member(n, linear)
 
 
-def member_pairs(name: str, ensemble: nn.Module, members: Sequence[Sequence[nn.Linear]]) -> list[tuple[str, Tensor, Tensor]]:
+def member_pairs(name: str, ensemble: nn.Module,
+                 members: Sequence[Sequence[nn.Linear]]) -> list[tuple[str, Tensor, Tensor]]:
     pairs = []
     for n, linears in enumerate(members):
         for i, (linear, target) in enumerate(zip(linears, ensemble.linear_layers())):
