@@ -1,0 +1,71 @@
+"""The switches the lockstep pairs set to select a reference's behaviour (benchmarks/lockstep/): each changes the
+update the way its docstring says, and the default keeps qlearn's behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from qlearn.agents import IQL
+from qlearn.types import Batch, EnvSpec
+
+
+def continuous_spec(obs_dim: int = 3, action_dim: int = 2) -> EnvSpec:
+    return EnvSpec.from_spaces(gym.spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32),
+                               gym.spaces.Box(-1.0, 1.0, (action_dim,), dtype=np.float32))
+
+
+def continuous_batch(n: int = 16, obs_dim: int = 3, action_dim: int = 2, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(obs=torch.randn(n, obs_dim, generator=g), action=torch.rand(n, action_dim, generator=g) * 2 - 1,
+                 reward=torch.randn(n, generator=g), next_obs=torch.randn(n, obs_dim, generator=g),
+                 terminated=torch.zeros(n))
+
+
+def sgd(lr: float) -> Any:
+    return lambda params: torch.optim.SGD(params, lr=lr)
+
+
+def iql(value_lr: float, **kwargs: Any) -> IQL:
+    torch.manual_seed(0)
+    net = {"hidden_sizes": [16, 16]}
+    agent = IQL.from_spec(continuous_spec(), network=net, actor_lr_decay_steps=None, **kwargs)
+    agent.optimizers["value"] = sgd(value_lr)(agent.value.parameters())
+    return agent
+
+
+def flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def test_iql_value_before_step_uses_the_value_net_as_it_was_before_its_step() -> None:
+    batch = continuous_batch()
+    before = iql(1.0, value_before_step=True)   # CORL: advantage and V(s') from V before its step
+    after = iql(1.0)                            # the authors' order (default): from the stepped V
+    frozen = iql(0.0)                           # V never moves, so "after" is "before"
+    for agent in (before, after, frozen):
+        agent.update(batch)
+    for part in ("critic", "actor"):
+        assert torch.equal(flat(getattr(before, part)), flat(getattr(frozen, part))), part
+        assert not torch.allclose(flat(getattr(before, part)), flat(getattr(after, part))), part
+    assert not torch.equal(flat(before.value), flat(frozen.value))
+
+
+def test_iql_critic_loss_mean_halves_the_two_critics_gradient() -> None:
+    batch = continuous_batch()
+    mean = iql(0.1, critic_loss_reduction="mean")
+    total = iql(0.1)
+    mean.optimizers["critic"] = sgd(0.2)(mean.critic.parameters())
+    total.optimizers["critic"] = sgd(0.1)(total.critic.parameters())
+    start = flat(mean.critic)
+    mean.update(batch)
+    total.update(batch)
+    assert torch.allclose(flat(mean.critic), flat(total.critic), atol=1e-7)
+    assert not torch.allclose(flat(mean.critic), start)
+    plain = iql(0.1, critic_loss_reduction="mean")  # the same step size as the sum: a different update
+    plain.optimizers["critic"] = sgd(0.1)(plain.critic.parameters())
+    plain.update(batch)
+    assert not torch.allclose(flat(plain.critic), flat(total.critic), atol=1e-7)
