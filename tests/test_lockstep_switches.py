@@ -3,13 +3,15 @@ update the way its docstring says, and the default keeps qlearn's behaviour."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
-from qlearn.agents import IQL
+from qlearn.agents import BC, IQL
 from qlearn.types import Batch, EnvSpec
 
 
@@ -69,3 +71,30 @@ def test_iql_critic_loss_mean_halves_the_two_critics_gradient() -> None:
     plain.optimizers["critic"] = sgd(0.1)(plain.critic.parameters())
     plain.update(batch)
     assert not torch.allclose(flat(plain.critic), flat(total.critic), atol=1e-7)
+
+
+def test_bc_mse_regresses_the_mean_action_and_leaves_the_std() -> None:
+    batch = continuous_batch()
+    torch.manual_seed(0)
+    agent = BC.from_spec(continuous_spec(), network={"hidden_sizes": [16, 16]}, loss="mse")
+    agent.optimizers["actor"] = sgd(0.1)(agent.actor.parameters())
+    expected = copy.deepcopy(agent.actor)
+    mean, _ = expected.distribution(batch.obs)
+    torch.nn.functional.mse_loss(mean, batch.action).backward()
+    with torch.no_grad():
+        for p in expected.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    log_std = agent.actor.log_std.detach().clone()
+    agent.update(batch)
+    assert torch.allclose(flat(agent.actor), flat(expected), atol=1e-7)
+    assert torch.equal(agent.actor.log_std, log_std)
+    default = BC.from_spec(continuous_spec(), network={"hidden_sizes": [16, 16]})
+    default.update(batch)
+    assert default.actor.log_std.grad is not None  # the likelihood trains the std
+
+
+def test_bc_mse_refuses_a_discrete_actor() -> None:
+    spec = EnvSpec.from_spaces(gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32), gym.spaces.Discrete(2))
+    with pytest.raises(ValueError, match="mse"):
+        BC.from_spec(spec, network={"hidden_sizes": [8]}, loss="mse")
