@@ -13,6 +13,7 @@ import torch
 
 from qlearn.agents import BC, IQL
 from qlearn.types import Batch, EnvSpec
+from qlearn.updaters import PolyakUpdate
 
 
 def continuous_spec(obs_dim: int = 3, action_dim: int = 2) -> EnvSpec:
@@ -98,3 +99,21 @@ def test_bc_mse_refuses_a_discrete_actor() -> None:
     spec = EnvSpec.from_spaces(gym.spaces.Box(-1.0, 1.0, (3,), dtype=np.float32), gym.spaces.Discrete(2))
     with pytest.raises(ValueError, match="mse"):
         BC.from_spec(spec, network={"hidden_sizes": [8]}, loss="mse")
+
+
+def test_polyak_offset_moves_the_first_copy_to_the_first_update() -> None:
+    def copied_at(updater: PolyakUpdate) -> list[int]:
+        online, target = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+        steps = []
+        for step in range(1, 9):
+            with torch.no_grad():
+                online.weight.add_(1.0)
+            updater(online, target, step)
+            if torch.equal(online.weight, target.weight):
+                steps.append(step)
+        return steps
+
+    assert copied_at(PolyakUpdate(1.0, every=3)) == [3, 6]
+    assert copied_at(PolyakUpdate(1.0, every=3, offset=1)) == [1, 4, 7]  # d3rlpy's target_update_interval
+    with pytest.raises(ValueError, match="offset"):
+        PolyakUpdate(1.0, every=3, offset=3)
