@@ -16,6 +16,12 @@ critics (its policy loss and alpha loss use the critics before their step); qlea
 first and evaluates the actor on the updated critics. Neither has a switch here (``qlearn/agents/redq.py`` is
 another change's); the row names both, and ``--diagnose`` shows what is left when CORL's scalars are frozen.
 
+Measured on 2026-12-03 (float64, one Adam kernel, 200 updates) with a throwaway patch of qlearn's update that
+computes every loss from the pre-step networks and steps alpha, actor, critics (CORL's order): 5.3e-7 with CORL's
+scalars frozen (the rest of the update agrees; the residue is CORL's float32 log alpha), 2.3e-1 with them
+learning; with qlearn's order and frozen scalars, 4.5e-1 (float32). So an "actor before critic" switch must
+also take the critics' samples and the policy loss from the networks before any step to match CORL.
+
     python benchmarks/lockstep/cql_corl.py [--diagnose]
 """
 
@@ -177,9 +183,10 @@ def main(updates: int = 200) -> list[Row]:
 if __name__ == "__main__":
     if "--diagnose" in sys.argv:
         from common import adam_kernel
+        from offline_common import default_dtype
 
-        with adam_kernel(fused=False):
-            print("CORL's log-std scalars frozen (not CORL's behaviour):",
+        with adam_kernel(fused=False), default_dtype(torch.float64):
+            print("float64, CORL's log-std scalars frozen (not CORL's behaviour):",
                   compare(REFERENCE_OVERRIDES, 200, freeze_log_std_scalars=True))
         sys.exit(0)
     print(HEADER)
