@@ -40,7 +40,7 @@ import yaml
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HEADER, NormalTape, Row, copy_layers, largest_difference, layers, script_namespace, snapshot  # noqa: E402
+from common import HEADER, NormalTape, Row, largest_difference, layers, script_namespace, snapshot  # noqa: E402
 from dqn_cleanrl import qlearn_config  # noqa: E402
 from offline_common import continuous_batches, load_members, member_pairs, offline_row, stub_corl_imports  # noqa: E402
 
