@@ -44,15 +44,22 @@ class PolyakUpdate:
         tau: interpolation weight toward the online network, ``0 < tau <= 1``.
         every: update interval, counted in the ``step`` passed to ``__call__`` (the agent passes
             its number of update calls); ``every >= 1``.
+        offset: update when ``(step - offset) % every == 0``. ``0`` (default) moves the target after updates
+            ``every, 2 every, ...``; ``1`` after updates ``1, 1 + every, ...``, as d3rlpy does (its
+            ``grad_step % target_update_interval == 0`` counts ``grad_step`` from 0, so its first copy follows
+            the first update).
     """
 
-    def __init__(self, tau: float = 0.005, every: int = 1) -> None:
+    def __init__(self, tau: float = 0.005, every: int = 1, offset: int = 0) -> None:
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if int(every) != every or every < 1:
             raise ValueError(f"every must be an integer >= 1, got {every}")
+        if int(offset) != offset or not 0 <= offset < every:
+            raise ValueError(f"offset must be an integer in [0, every), got {offset} with every={every}")
         self.tau = float(tau)
         self.every = int(every)
+        self.offset = int(offset)
 
     @property
     def copies_every_step(self) -> bool:
@@ -61,14 +68,14 @@ class PolyakUpdate:
         return self.tau == 1.0 and self.every == 1
 
     def __call__(self, online: nn.Module, target: nn.Module, step: int) -> None:
-        """Update ``target`` in place if ``step % every == 0``.
+        """Update ``target`` in place if ``(step - offset) % every == 0``.
 
         Args:
             online: the network being trained.
             target: its target copy (same architecture, e.g. from :func:`make_target`).
             step: the caller's counter, usually the number of completed updates (starting at 1).
         """
-        if step % self.every == 0:  # checked first: most calls of a hard update do nothing
+        if (step - self.offset) % self.every == 0:  # checked first: most calls of a hard update do nothing
             self._move(online, target)
 
     @no_grad
@@ -87,4 +94,5 @@ class PolyakUpdate:
             tb.copy_(b)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(tau={self.tau}, every={self.every})"
+        offset = f", offset={self.offset}" if self.offset else ""
+        return f"{type(self).__name__}(tau={self.tau}, every={self.every}{offset})"

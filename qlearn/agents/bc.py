@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qlearn.agents.base import Agent
@@ -29,11 +30,21 @@ class BC(Agent):
     Args:
         actor: module with ``log_prob(obs, action) -> [B]`` and ``act(obs, deterministic)``.
         optimizer: factory called with the actor's parameters.
+        loss: ``"log_likelihood"`` (default, the negative log-likelihood above) or ``"mse"``: the deterministic
+            regression ``mean_{B, A} (mu(s) - a_data)^2`` of the policy's mean action, CORL's
+            ``any_percent_bc.py`` (a tanh actor trained with ``F.mse_loss``); continuous actors only (it needs
+            ``actor.distribution(obs) -> (mean, std)``), and the std is not trained.
     """
 
-    def __init__(self, actor: nn.Module, *, optimizer: OptimizerFactory | None = None) -> None:
+    def __init__(self, actor: nn.Module, *, optimizer: OptimizerFactory | None = None,
+                 loss: Literal["log_likelihood", "mse"] = "log_likelihood") -> None:
         super().__init__()
-        self.actor = actor
+        if loss not in ("log_likelihood", "mse"):
+            raise ValueError(f"loss must be 'log_likelihood' or 'mse', got {loss!r}")
+        if loss == "mse" and not hasattr(actor, "distribution"):
+            raise ValueError(f"loss='mse' regresses a continuous policy's mean action; {type(actor).__name__} has none "
+                             "(use loss='log_likelihood' for discrete actions)")
+        self.actor, self.loss = actor, loss
         self.optimizers = {"actor": (optimizer or adam(DEFAULT_LR))(self.actor.parameters())}
 
     @classmethod
@@ -64,7 +75,11 @@ class BC(Agent):
         return self.actor.act(obs, deterministic=deterministic)
 
     def update(self, batch: Batch) -> Metrics:
-        loss = -self.actor.log_prob(batch.obs, batch.action).mean()
+        if self.loss == "mse":
+            mean, _ = self.actor.distribution(batch.obs)
+            loss = F.mse_loss(mean, batch.action.to(mean.dtype))
+        else:
+            loss = -self.actor.log_prob(batch.obs, batch.action).mean()
         self._step("actor", loss)
         self._count_update()
         return {"train/loss": loss.detach()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +52,11 @@ class IQL(Agent):
         critic_optimizer, value_optimizer, actor_optimizer: factories called with the parameters.
         actor_lr_decay_steps: cosine-decay the actor's learning rate to 0 over this many updates (the
             reference decays over its 1M steps); ``None`` keeps it constant.
+        value_before_step: ``False`` (the authors' order): the advantage and ``V(s')`` come from the value
+            network after this update's value step. ``True``: both come from V as it was before the step, as in
+            CORL's ``iql.py`` and gwthomas/IQL-PyTorch (one value forward pass fewer).
+        critic_loss_reduction: ``"sum"`` over the critics (each member's own MSE, as the authors' code) or
+            ``"mean"`` (CORL's ``sum(mse) / len(qs)``: half the gradient with two critics).
     """
 
     def __init__(
@@ -69,6 +74,8 @@ class IQL(Agent):
         value_optimizer: OptimizerFactory | None = None,
         actor_optimizer: OptimizerFactory | None = None,
         actor_lr_decay_steps: int | None = None,
+        value_before_step: bool = False,
+        critic_loss_reduction: Literal["sum", "mean"] = "sum",
     ) -> None:
         super().__init__()
         if not 0.0 < expectile < 1.0:
@@ -79,6 +86,9 @@ class IQL(Agent):
         self.critic_target = make_target(critic)
         self.expectile, self.temperature, self.max_weight = float(expectile), float(temperature), float(max_weight)
         self.gamma = float(gamma)
+        if critic_loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"critic_loss_reduction must be 'sum' or 'mean', got {critic_loss_reduction!r}")
+        self.value_before_step, self.critic_loss_reduction = bool(value_before_step), critic_loss_reduction
         self.target_updater = target_updater if target_updater is not None else PolyakUpdate(0.005)
         self.optimizers = {
             "value": (value_optimizer or adam(DEFAULT_LR))(self.value.parameters()),
@@ -142,12 +152,18 @@ class IQL(Agent):
     def update(self, batch: Batch) -> Metrics:
         with torch.no_grad():
             q_target = self.critic_target(batch.obs, batch.action).min(dim=0).values  # [B]
-        value_loss = expectile_loss(q_target - self._value(batch.obs), self.expectile)
+            if self.value_before_step:
+                next_v = self._value(batch.next_obs)
+        residual = q_target - self._value(batch.obs)
+        value_loss = expectile_loss(residual, self.expectile)
         self._step("value", value_loss)
 
-        with torch.no_grad():
-            advantage = q_target - self._value(batch.obs)
-            next_v = self._value(batch.next_obs)
+        if self.value_before_step:
+            advantage = residual.detach()
+        else:
+            with torch.no_grad():
+                advantage = q_target - self._value(batch.obs)
+                next_v = self._value(batch.next_obs)
         weights = awr_weights(advantage, self.temperature, self.max_weight)
         actor_loss = awr_actor_loss(self.actor.log_prob(batch.obs, batch.action), weights)
         self._step("actor", actor_loss)
@@ -158,6 +174,8 @@ class IQL(Agent):
         y = td_target(batch.reward, batch.terminated, next_v, discount)
         q = self.critic(batch.obs, batch.action)  # [N, B]
         critic_loss = ensemble_td_loss(q, y, kind="mse", weight=batch.weight)
+        if self.critic_loss_reduction == "mean":
+            critic_loss = critic_loss / q.shape[0]
         self._step("critic", critic_loss)
 
         self._count_update()

@@ -1,0 +1,194 @@
+"""Continuous CQL against CORL's ``algorithms/offline/cql.py`` (``ContinuousCQL.train``), update for update, Hopper.
+
+From the pinned CORL snapshot this pair runs the script's own ``TanhGaussianPolicy``, ``FullyConnectedQFunction``,
+Adam optimizers and ``ContinuousCQL`` with the settings of its ``configs/offline/cql/hopper/medium_replay_v2.yaml``
+(built as the script's ``train()`` builds them). qlearn's agent is the ``cql_mujoco`` preset (REDQ +
+``ContinuousCQLPenalty``) through ``qlearn.build_agent``. Both sides get the same batches and the same random
+draws: the four normal draws of an update (the policy sample at s, the target's sample at s', the K policy
+samples at s and at s' for the penalty; ``NormalTape``, in each side's order) and the K uniform proposals
+(dyadic values, so ``2 u - 1`` is exact on both sides).
+
+CORL's policy computes ``log_std = m * raw + c`` with two learned scalars (``log_std_multiplier`` m = 1 and
+``log_std_offset`` c = -1 at the start); qlearn's ``TanhGaussianActor`` has no such scalars. The copy puts CORL's
+effective log-std layer (``m W``, ``m b + c``) into qlearn's head, and the comparison is on those effective
+weights, so the scalars' own learning shows as a difference. CORL also steps alpha and the policy before the
+critics (its policy loss and alpha loss use the critics before their step); qlearn's REDQ steps the critics
+first and evaluates the actor on the updated critics. Neither has a switch here (``qlearn/agents/redq.py`` is
+another change's); the row names both, and ``--diagnose`` shows what is left when CORL's scalars are frozen.
+
+Measured on 2026-12-03 (float64, one Adam kernel, 200 updates) with a throwaway patch of qlearn's update that
+computes every loss from the pre-step networks and steps alpha, actor, critics (CORL's order): 5.3e-7 with CORL's
+scalars frozen (the rest of the update agrees; the residue is CORL's float32 log alpha), 2.3e-1 with them
+learning; with qlearn's order and frozen scalars, 4.5e-1 (float32). So an "actor before critic" switch must
+also take the critics' samples and the policy loss from the networks before any step to match CORL.
+
+    python benchmarks/lockstep/cql_corl.py [--diagnose]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HEADER, NormalTape, Row, largest_difference, layers, script_namespace, snapshot  # noqa: E402
+from dqn_cleanrl import qlearn_config  # noqa: E402
+from offline_common import continuous_batches, load_members, member_pairs, offline_row, stub_corl_imports  # noqa: E402
+
+from qlearn import build_agent  # noqa: E402
+from qlearn.types import Batch, EnvSpec  # noqa: E402
+
+OBS_DIM, ACTION_DIM = 11, 3  # Hopper
+CORL_CONFIG = Path("configs") / "offline" / "cql" / "hopper" / "medium_replay_v2.yaml"
+# The CORL Hopper config's values where cql_mujoco (the CQL authors' values) differs.
+REFERENCE_OVERRIDES = ["agent.critic_regularizer.weight=10.0", "agent.actor_lr=3e-5", "agent.alpha_lr=3e-5"]
+
+
+class ReshapingTape(NormalTape):
+    """A ``NormalTape`` whose draws may be taken in another shape with the same elements in the same order
+    (CORL draws ``[B, K, A]`` where qlearn's repeated batch draws ``[B*K, A]``)."""
+
+    def next(self, shape: Sequence[int], dtype: torch.dtype = torch.float32, device: Any = None) -> Tensor:
+        if self._queue and self._queue[0].numel() == int(np.prod(shape)):
+            self._queue[0] = self._queue[0].reshape(tuple(shape))
+        return super().next(shape, dtype, device)
+
+
+@contextlib.contextmanager
+def uniform_draws(values: Tensor, qlearn_side: bool) -> Iterator[None]:
+    """CORL's ``Tensor.uniform_(-1, 1)`` fills ``values``; qlearn's ``torch.rand_like`` returns ``(values + 1) / 2``
+    (exact for dyadic values), from which its penalty computes ``2 u - 1``."""
+    if qlearn_side:
+        original = torch.rand_like
+        torch.rand_like = lambda t, **kw: ((values.reshape(t.shape) + 1) / 2).to(t.dtype)  # type: ignore
+        try:
+            yield
+        finally:
+            torch.rand_like = original
+    else:
+        original_u = torch.Tensor.uniform_
+
+        def fill(self: Tensor, a: float = 0.0, b: float = 1.0, **kw: Any) -> Tensor:
+            assert (a, b) == (-1, 1), (a, b)
+            with torch.no_grad():
+                return self.copy_(values.reshape(self.shape))
+
+        torch.Tensor.uniform_ = fill  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            torch.Tensor.uniform_ = original_u  # type: ignore[method-assign]
+
+
+def compare(overrides: list[str], updates: int, freeze_log_std_scalars: bool = False) -> tuple[float, str]:
+    stub_corl_imports()  # d4rl, wandb: data loading and logging only
+    root = snapshot("CORL")
+    ns: dict[str, Any] = script_namespace(root / "algorithms" / "offline" / "cql.py")
+    settings = yaml.safe_load((root / CORL_CONFIG).read_text())
+    config = ns["TrainConfig"](**{k: v for k, v in settings.items() if k in ns["TrainConfig"].__dataclass_fields__})
+    torch.manual_seed(0)
+    critic_1 = ns["FullyConnectedQFunction"](OBS_DIM, ACTION_DIM, config.orthogonal_init, config.q_n_hidden_layers)
+    critic_2 = ns["FullyConnectedQFunction"](OBS_DIM, ACTION_DIM, config.orthogonal_init)
+    actor = ns["TanhGaussianPolicy"](OBS_DIM, ACTION_DIM, 1.0, log_std_multiplier=config.policy_log_std_multiplier,
+                                     orthogonal_init=config.orthogonal_init)
+    if freeze_log_std_scalars:  # diagnostic only (--diagnose): not CORL's behaviour
+        actor.log_std_multiplier.requires_grad_(False)
+        actor.log_std_offset.requires_grad_(False)
+    trainer = ns["ContinuousCQL"](
+        critic_1=critic_1, critic_2=critic_2,
+        critic_1_optimizer=torch.optim.Adam(list(critic_1.parameters()), config.qf_lr),
+        critic_2_optimizer=torch.optim.Adam(list(critic_2.parameters()), config.qf_lr),
+        actor=actor, actor_optimizer=torch.optim.Adam(actor.parameters(), config.policy_lr),
+        discount=config.discount, soft_target_update_rate=config.soft_target_update_rate, device="cpu",
+        target_entropy=-float(ACTION_DIM), alpha_multiplier=config.alpha_multiplier,
+        use_automatic_entropy_tuning=config.use_automatic_entropy_tuning, backup_entropy=config.backup_entropy,
+        policy_lr=config.policy_lr, qf_lr=config.qf_lr, bc_steps=config.bc_steps,
+        target_update_period=config.target_update_period, cql_n_actions=config.cql_n_actions,
+        cql_importance_sample=config.cql_importance_sample, cql_lagrange=config.cql_lagrange,
+        cql_target_action_gap=config.cql_target_action_gap, cql_temp=config.cql_temp, cql_alpha=config.cql_alpha,
+        cql_max_target_backup=config.cql_max_target_backup, cql_clip_diff_min=config.cql_clip_diff_min,
+        cql_clip_diff_max=config.cql_clip_diff_max)
+
+    cfg = qlearn_config(["experiment=cql_mujoco", "env.id=Hopper-v5", *overrides])
+    box = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), dtype=np.float32)
+    spec = EnvSpec.from_spaces(gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), dtype=np.float32), box)
+    agent = build_agent(cfg.agent, spec)
+    assert agent.critic.num_q == 2 and agent.critic_regularizer.num_samples == config.cql_n_actions
+
+    def effective_actor() -> list[Tensor]:
+        """CORL's policy as qlearn's layers: the log-std rows of the last layer scaled and shifted."""
+        *trunk, head = layers(actor)
+        m, c = actor.log_std_multiplier(), actor.log_std_offset()
+        w = torch.cat((head.weight[:ACTION_DIM], m * head.weight[ACTION_DIM:]))
+        b = torch.cat((head.bias[:ACTION_DIM], m * head.bias[ACTION_DIM:] + c))
+        return [p for lin in trunk for p in (lin.weight, lin.bias)] + [w, b]
+
+    with torch.no_grad():
+        for p, v in zip(agent.actor.parameters(), effective_actor()):
+            p.copy_(v)
+    load_members(agent.critic, [layers(critic_1), layers(critic_2)])
+    load_members(agent.critic_target, [layers(trainer.target_critic_1), layers(trainer.target_critic_2)])
+
+    b, k, a = config.batch_size, config.cql_n_actions, ACTION_DIM
+    tape = ReshapingTape([(b, a), (b, a), (b, k, a), (b, k, a)], updates)  # CORL's order
+    g = torch.Generator().manual_seed(1)
+    for i, data in enumerate(continuous_batches(updates, b, OBS_DIM, a)):
+        uniform = (torch.randint(0, 2**23, (b, k, a), generator=g).double() / 2**23 * 2 - 1).float()
+        # qlearn: target at s', penalty's K at s and at s', then the actor step's sample at s
+        tape.load(i, order=[1, 2, 3, 0])
+        with tape.patch_randn_like(), uniform_draws(uniform, qlearn_side=True):
+            agent.update(Batch(**data))
+        tape.check_empty()
+        tape.load(i)
+        with tape.patch_distributions(), uniform_draws(uniform, qlearn_side=False):
+            trainer.train([data["obs"], data["action"], data["reward"].unsqueeze(-1), data["next_obs"],
+                           data["terminated"].unsqueeze(-1)])
+        tape.check_empty()
+    pairs = [(f"actor.{i}", p, q) for i, (p, q) in enumerate(zip(agent.actor.parameters(), effective_actor()))]
+    pairs += member_pairs("critic", agent.critic, [layers(critic_1), layers(critic_2)])
+    pairs += member_pairs("critic_target", agent.critic_target,
+                          [layers(trainer.target_critic_1), layers(trainer.target_critic_2)])
+    pairs.append(("log_alpha", agent.log_alpha, trainer.log_alpha()))
+    return largest_difference(pairs)
+
+
+DIFFERENCES = [
+    "CQL weight 5 (the authors') vs CORL Hopper's cql_alpha 10 -> agent.critic_regularizer.weight=10",
+    "policy and alpha lr 1e-4 vs 3e-5 -> agent.actor_lr=3e-5 agent.alpha_lr=3e-5",
+    "CORL's policy has learned log-std scalars (log_std = m raw + c; m=1, c=-1 at the start), qlearn's "
+    "TanhGaussianActor none -> no switch (compared on CORL's effective layer)",
+    "CORL steps alpha and the policy before the critics (policy loss on the critics before their step); qlearn's "
+    "REDQ steps the critics first -> no switch here (an actor-before-critic switch in redq.py is another change's)",
+    "(the same: 3x256 nets, 10 uniform + 10 pi(s) + 10 pi(s') proposals at s with importance weights, temp 1, "
+    "deterministic backup, min of 2 targets, summed critic losses, Polyak 0.005, target entropy -|A|; "
+    "CORL's orthogonal init is copied over)",
+]
+
+
+def main(updates: int = 200) -> list[Row]:
+    return [offline_row("continuous CQL (cql_mujoco) vs CORL cql.py", updates,
+                        lambda: compare(REFERENCE_OVERRIDES, updates), DIFFERENCES,
+                        "CORL keeps its scalars (log alpha, log-std m and c) in float32 there")]
+
+
+if __name__ == "__main__":
+    if "--diagnose" in sys.argv:
+        from common import adam_kernel
+        from offline_common import default_dtype
+
+        with adam_kernel(fused=False), default_dtype(torch.float64):
+            print("float64, CORL's log-std scalars frozen (not CORL's behaviour):",
+                  compare(REFERENCE_OVERRIDES, 200, freeze_log_std_scalars=True))
+        sys.exit(0)
+    print(HEADER)
+    for row in main():
+        print(row.line())

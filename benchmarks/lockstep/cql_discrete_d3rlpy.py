@@ -1,0 +1,95 @@
+"""Discrete CQL against d3rlpy 2.8's ``DiscreteCQL`` (Double DQN + alpha * CQL(H)), update for update, CartPole shapes.
+
+d3rlpy's own algorithm is built by ``DiscreteCQLConfig(...).create()`` and ``create_impl`` with the dataset's
+shapes (its default encoder: 256-256 ReLU, a linear head; one critic), its Q-function and target weights are
+copied from qlearn's, and both get the same batches: qlearn's as a ``Batch``, d3rlpy's as the
+``TransitionMiniBatch`` its ``update`` takes (``intervals`` 1, so its ``gamma ** intervals`` is gamma). qlearn's
+agent is the ``cql_discrete`` preset through ``qlearn.build_agent``.
+
+d3rlpy's defaults and the preset's, and what the pair sets: TD loss Huber (d3rlpy's ``compute_huber_loss``,
+beta 1) vs the preset's MSE -> ``agent.loss=huber``; learning rate 6.25e-5 vs 2.5e-4 -> ``agent.lr``; a hard
+target copy every ``target_update_interval`` updates, the first after update 1 (``grad_step`` counts from 0), vs
+Polyak 0.005 -> ``agent.target_updater.tau=1.0 every=<interval> offset=1``. The same: alpha 1, gamma 0.99, Adam
+eps 1e-8 and betas, no gradient clipping, Double-DQN targets (the online network's argmax, valued by the target
+network: d3rlpy's ``DoubleDQNImpl.compute_target``), the penalty's batch mean. d3rlpy's default
+interval is 8000, which copies once in a 200-update run; the pair uses 50 on both sides, so the copy is exercised.
+d3rlpy casts every batch to float32, so this pair has no float64 check.
+
+    python benchmarks/lockstep/cql_discrete_d3rlpy.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HEADER, Row, both_kernels, copy_layers, largest_difference, layers, peer_module  # noqa: E402
+from dqn_cleanrl import qlearn_config  # noqa: E402
+
+from qlearn import build_agent  # noqa: E402
+from qlearn.types import Batch, EnvSpec  # noqa: E402
+
+OBS_DIM, NUM_ACTIONS, BATCH = 4, 2, 256  # CartPole; the preset's batch size
+TARGET_INTERVAL = 50
+
+
+def reference_overrides(interval: int = TARGET_INTERVAL) -> list[str]:
+    return ["agent.loss=huber", "agent.lr=6.25e-5", "agent.target_updater.tau=1.0",
+            f"agent.target_updater.every={interval}", "agent.target_updater.offset=1"]
+
+
+def compare(overrides: list[str], updates: int) -> tuple[float, str]:
+    d3rlpy = peer_module("d3rlpy")
+    from d3rlpy.dataset import TransitionMiniBatch
+
+    torch.manual_seed(0)
+    algo = d3rlpy.algos.DiscreteCQLConfig(target_update_interval=TARGET_INTERVAL).create(device="cpu:0")
+    algo.create_impl((OBS_DIM,), NUM_ACTIONS)
+    modules: Any = algo.impl._modules  # type: ignore[union-attr]
+    q_funcs, targ_q_funcs = modules.q_funcs, modules.targ_q_funcs
+
+    cfg = qlearn_config(["experiment=cql_discrete", *overrides])
+    spec = EnvSpec.from_spaces(gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), dtype=np.float32),
+                               gym.spaces.Discrete(NUM_ACTIONS))
+    agent = build_agent(cfg.agent, spec)
+    copy_layers(layers(agent.q), layers(q_funcs))
+    copy_layers(layers(agent.q_target), layers(targ_q_funcs))
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(updates):
+        obs, next_obs = torch.randn(BATCH, OBS_DIM, generator=g), torch.randn(BATCH, OBS_DIM, generator=g)
+        action = torch.randint(NUM_ACTIONS, (BATCH,), generator=g)
+        reward = torch.randn(BATCH, generator=g)
+        terminated = (torch.rand(BATCH, generator=g) < 0.05).float()
+        agent.update(Batch(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated))
+        column = lambda t: t.reshape(-1, 1).numpy().astype(np.float32)  # noqa: E731
+        algo.update(TransitionMiniBatch(
+            observations=obs.numpy(), actions=column(action), rewards=column(reward),
+            next_observations=next_obs.numpy(), next_actions=column(action), terminals=column(terminated),
+            intervals=np.ones((BATCH, 1), np.float32), transitions=[]))
+    pairs = [(f"q.{i}", a, b) for i, (a, b) in enumerate(zip(agent.q.parameters(), q_funcs.parameters()))]
+    pairs += [(f"q_target.{i}", a, b) for i, (a, b) in enumerate(zip(agent.q_target.parameters(),
+                                                                     targ_q_funcs.parameters()))]
+    return largest_difference(pairs)
+
+
+def main(updates: int = 200) -> list[Row]:
+    (worst, where), fused = both_kernels(lambda: compare(reference_overrides(), updates))
+    return [Row("discrete CQL (cql_discrete) vs d3rlpy DiscreteCQL", updates, worst, where, fused, [
+        "MSE -> agent.loss=huber", "lr 2.5e-4 -> agent.lr=6.25e-5",
+        "Polyak 0.005 -> hard copy: agent.target_updater.tau=1.0 every=50 (d3rlpy target_update_interval=50 here; "
+        "its default 8000 is every=8000)",
+        "first copy after update `every` -> after update 1: agent.target_updater.offset=1"],
+        note="d3rlpy casts batches to float32: no float64 check")]
+
+
+if __name__ == "__main__":
+    print(HEADER)
+    for row in main():
+        print(row.line())
