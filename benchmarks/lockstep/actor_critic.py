@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from common import HEADER, Row, adam_kernel, both_kernels  # noqa: E402
 from qlearn import build_agent
 from qlearn.types import Batch, EnvSpec
 
@@ -134,3 +135,28 @@ def rounding_floor(overrides: Sequence[str], updates: int, noise_draws: int = 2)
                 agent.update(batch)
     pairs = [(n, p, q) for (n, p), q in zip(a.named_parameters(), b.parameters())]
     return largest_difference(pairs)[0]
+
+
+def pair_row(name: str, compare: Any, overrides: list[str], updates: int, differences: Sequence[str],
+             noise_draws: int = 2) -> Row:
+    """An actor-critic pair's table row: float32 with one Adam kernel and with qlearn's fused one, and in the note
+    the float64 comparison and the float32 rounding floor (qlearn loop vs fused Adam)."""
+    (worst, where), fused = both_kernels(lambda: compare(overrides, updates))
+    with adam_kernel(fused=False):
+        exact, exact_where = compare(overrides, updates, dtype=torch.float64)
+    floor = rounding_floor(overrides, updates, noise_draws)
+    return Row(name, updates, worst, where, fused, list(differences),
+               note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")
+
+
+def command_line(main: Any) -> None:
+    """``python <pair>.py [--updates N] [overrides...]``: the pair's row, or its row with other qlearn overrides."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("overrides", nargs="*", help="qlearn overrides instead of the pair's (e.g. to see it fail)")
+    args = parser.parse_args()
+    print(HEADER)
+    for row in main(args.updates, args.overrides or None):
+        print(row.line())

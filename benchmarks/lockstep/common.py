@@ -214,8 +214,25 @@ def script_block(path: Path, predicate: Callable[[ast.AST], bool]) -> Any:
     raise LookupError(f"no matching statement in {path}")
 
 
-def source_of(node: ast.AST) -> str:
-    return ast.unparse(node)
+def main_statements(path: Path, prefixes: tuple[str, ...]) -> Any:
+    """The statements of a script's ``if __name__ == "__main__":`` body whose source starts with one of
+    ``prefixes`` (e.g. ``"q_network ="``: CleanRL's lines that build networks and optimizers), compiled in order."""
+    tree = ast.parse(path.read_text(), str(path))
+    main = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
+    picked = [node for node in main.body if ast.unparse(node).startswith(prefixes)]
+    return compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec")
+
+
+def is_cleanrl_training_block(node: ast.AST) -> bool:
+    """CleanRL's ``if global_step > args.learning_starts:`` block: the whole update of its off-policy scripts."""
+    return isinstance(node, ast.If) and ast.unparse(node.test) == "global_step > args.learning_starts"
+
+
+class NullWriter:
+    """Stands in for the TensorBoard ``SummaryWriter`` a reference's training block logs to."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------------- rows

@@ -12,7 +12,6 @@ path as ``qlearn-train`` (the Hydra config of the preset named below, through ``
 
 from __future__ import annotations
 
-import ast
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ import gymnasium as gym
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HEADER, Row, both_kernels, copy_layers, largest_difference, layers, script_block, script_namespace, snapshot  # noqa: E402
+from common import (HEADER, NullWriter, Row, both_kernels, copy_layers, is_cleanrl_training_block, main_statements,
+                    largest_difference, layers, script_block, script_namespace, snapshot)  # noqa: E402
 
 from qlearn import build_agent  # noqa: E402
 from qlearn.types import Batch, EnvSpec  # noqa: E402
@@ -38,28 +38,6 @@ def qlearn_config(overrides: list[str]) -> Any:
     register_resolvers()
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         return compose("train", overrides=overrides)
-
-
-def _main_statements(path: Path, targets: tuple[str, ...]) -> Any:
-    """The ``__main__`` statements that build the networks and the optimizer (assignments to ``targets`` and
-    ``target_network.load_state_dict``), compiled in their order in the script."""
-    tree = ast.parse(path.read_text(), str(path))
-    main = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
-    picked = []
-    for node in main.body:
-        text = ast.unparse(node)
-        if any(text.startswith(f"{t} =") for t in targets) or text.startswith("target_network.load_state_dict"):
-            picked.append(node)
-    return compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec")
-
-
-def _is_training_block(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and ast.unparse(node.test) == "global_step > args.learning_starts"
-
-
-class _Writer:
-    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def run_pair(name: str, script: str, env_id: str, overrides: list[str], updates: int, make_obs: Any,
@@ -92,10 +70,11 @@ def compare(script: str, env_id: str, overrides: list[str], updates: int, make_o
             dones=(torch.rand(args.batch_size, 1, generator=generator) < 0.1).float()))
     queue = list(batches)
     rb = SimpleNamespace(sample=lambda batch_size: queue.pop(0))
-    scope = dict(namespace, args=args, envs=envs, device=torch.device("cpu"), rb=rb, writer=_Writer(),
+    scope = dict(namespace, args=args, envs=envs, device=torch.device("cpu"), rb=rb, writer=NullWriter(),
                  start_time=time.time())
-    exec(_main_statements(path, ("q_network", "optimizer", "target_network")), scope)
-    training_block = script_block(path, _is_training_block)
+    exec(main_statements(path, ("q_network =", "optimizer =", "target_network =",
+                                "target_network.load_state_dict")), scope)
+    training_block = script_block(path, is_cleanrl_training_block)
 
     cfg = qlearn_config(overrides)
     spec = EnvSpec.from_spaces(observation_space, envs.single_action_space)

@@ -25,9 +25,9 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redq_authors  # noqa: E402
-from actor_critic import rounding_floor  # noqa: E402
+from actor_critic import command_line, pair_row  # noqa: E402
 from qlearn.networks.ensemble import EnsembleLayerNorm  # noqa: E402
-from common import HEADER, Row, adam_kernel, both_kernels, snapshot  # noqa: E402
+from common import Row, snapshot  # noqa: E402
 
 PRESET = ["experiment=droq_mujoco"]
 SWITCHES = redq_authors.SWITCHES
@@ -117,22 +117,8 @@ def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float
 def main(updates: int = 200, overrides: list[str] | None = None) -> list[Row]:
     overrides = PRESET + SWITCHES if overrides is None else overrides
     updates = max(redq_authors.UTD, updates // redq_authors.UTD * redq_authors.UTD)
-    (worst, where), fused = both_kernels(lambda: compare(overrides, updates))
-    with adam_kernel(fused=False):
-        exact, exact_where = compare(overrides, updates, dtype=torch.float64)
-    floor = rounding_floor(overrides, updates)
-    return [Row("DroQ (droq_mujoco) vs DroQ authors' OriginalREDQCodebase", updates, worst, where, fused,
-                list(DIFFERENCES),
-                note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")]
+    return [pair_row("DroQ (droq_mujoco) vs DroQ authors' OriginalREDQCodebase", compare, overrides, updates, DIFFERENCES)]
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("overrides", nargs="*", help="qlearn overrides instead of the pair's (e.g. to see it fail)")
-    args = parser.parse_args()
-    print(HEADER)
-    for row in main(args.updates, args.overrides or None):
-        print(row.line())
+    command_line(main)

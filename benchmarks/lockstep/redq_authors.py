@@ -25,8 +25,8 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from actor_critic import (ACTION_DIM, BATCH_SIZE, OBS_DIM, actor_pairs, copy_actor, copy_members,  # noqa: E402
-                          make_batches, member_pairs, qlearn_agent, rounding_floor)
-from common import HEADER, NormalTape, Row, adam_kernel, both_kernels, largest_difference, layers, snapshot  # noqa: E402
+                          make_batches, member_pairs, qlearn_agent, command_line, pair_row)
+from common import NormalTape, Row, largest_difference, layers, snapshot  # noqa: E402
 
 UTD = 20  # G: the preset's trainer.updates_per_step and the code's utd_ratio = policy_update_delay
 PRESET = ["experiment=redq_mujoco"]
@@ -162,21 +162,8 @@ def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float
 def main(updates: int = 200, overrides: list[str] | None = None) -> list[Row]:
     overrides = PRESET + SWITCHES if overrides is None else overrides
     updates = max(UTD, updates // UTD * UTD)
-    (worst, where), fused = both_kernels(lambda: compare(overrides, updates))
-    with adam_kernel(fused=False):
-        exact, exact_where = compare(overrides, updates, dtype=torch.float64)
-    floor = rounding_floor(overrides, updates)
-    return [Row("REDQ (redq_mujoco) vs REDQ authors' REDQSACAgent", updates, worst, where, fused, list(DIFFERENCES),
-                note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")]
+    return [pair_row("REDQ (redq_mujoco) vs REDQ authors' REDQSACAgent", compare, overrides, updates, DIFFERENCES)]
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("overrides", nargs="*", help="qlearn overrides instead of the pair's (e.g. to see it fail)")
-    args = parser.parse_args()
-    print(HEADER)
-    for row in main(args.updates, args.overrides or None):
-        print(row.line())
+    command_line(main)

@@ -13,14 +13,12 @@ current-state action for the actor step and a fresh one from the updated actor f
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from actor_critic import (ACTION_DIM, BATCH_SIZE, OBS_DIM, actor_pairs, copy_actor, copy_members,  # noqa: E402
-                          make_batches, member_pairs, qlearn_agent, rounding_floor)
-from common import (HEADER, NormalTape, Row, adam_kernel, both_kernels, largest_difference, layers,  # noqa: E402
+                          make_batches, member_pairs, qlearn_agent, command_line, pair_row)
+from common import (NormalTape, NullWriter, Row, is_cleanrl_training_block, main_statements, largest_difference, layers,  # noqa: E402
                     script_block, script_namespace, snapshot)
 from redq_authors import default_dtype  # noqa: E402
 
@@ -49,23 +47,6 @@ BUILD = ("actor =", "qf1 =", "qf2 =", "qf1_target =", "qf2_target =", "qf1_targe
          "qf2_target.load_state_dict", "q_optimizer =", "actor_optimizer =", "if args.autotune:")
 
 
-def _main_statements(path: Path) -> Any:
-    """The ``__main__`` lines that build the networks, optimizers and temperature, in the script's order."""
-    tree = ast.parse(path.read_text(), str(path))
-    main = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
-    picked = [node for node in main.body if ast.unparse(node).startswith(BUILD)]
-    return compile(ast.Module(body=picked, type_ignores=[]), str(path), "exec")
-
-
-def _is_training_block(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and ast.unparse(node.test) == "global_step > args.learning_starts"
-
-
-class _Writer:
-    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
     """Both sides from the same weights, ``updates`` updates on the same batches and noise; the largest relative
     parameter difference and where."""
@@ -78,12 +59,12 @@ def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float
     queue = [SimpleNamespace(observations=b.obs, next_observations=b.next_obs, actions=b.action,
                              rewards=b.reward[:, None], dones=b.terminated[:, None]) for b in batches]
     rb = SimpleNamespace(sample=lambda batch_size: queue.pop(0))
-    scope = dict(namespace, args=args, envs=envs, device=torch.device("cpu"), rb=rb, writer=_Writer(),
+    scope = dict(namespace, args=args, envs=envs, device=torch.device("cpu"), rb=rb, writer=NullWriter(),
                  start_time=time.time())
     torch.manual_seed(0)
     with default_dtype(dtype):
-        exec(_main_statements(path), scope)
-    training_block = script_block(path, _is_training_block)
+        exec(main_statements(path, BUILD), scope)
+    training_block = script_block(path, is_cleanrl_training_block)
 
     agent = qlearn_agent(overrides).to(dtype)
     actor = scope["actor"]
@@ -118,22 +99,8 @@ def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float
 
 def main(updates: int = 200, overrides: list[str] | None = None) -> list[Row]:
     overrides = PRESET + SETTINGS + SWITCHES if overrides is None else overrides
-    (worst, where), fused = both_kernels(lambda: compare(overrides, updates))
-    with adam_kernel(fused=False):
-        exact, exact_where = compare(overrides, updates, dtype=torch.float64)
-    floor = rounding_floor(overrides, updates, noise_draws=5)
-    return [Row("SAC (sac_mujoco) vs CleanRL sac_continuous_action.py", updates, worst, where, fused,
-                list(DIFFERENCES),
-                note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")]
-
+    return [pair_row("SAC (sac_mujoco) vs CleanRL sac_continuous_action.py", compare, overrides, updates,
+                     DIFFERENCES, noise_draws=5)]
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("overrides", nargs="*", help="qlearn overrides instead of the pair's (e.g. to see it fail)")
-    args = parser.parse_args()
-    print(HEADER)
-    for row in main(args.updates, args.overrides or None):
-        print(row.line())
+    command_line(main)

@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from actor_critic import (BATCH_SIZE, HopperShapes, actor_pairs, copy_actor, copy_members, make_batches,  # noqa: E402
-                          member_pairs, qlearn_agent, rounding_floor)
-from common import HEADER, NormalTape, Row, adam_kernel, both_kernels, largest_difference, layers, peer_module  # noqa: E402
+                          member_pairs, qlearn_agent, command_line, pair_row)
+from common import NormalTape, Row, largest_difference, layers, peer_module  # noqa: E402
 
 PRESET = ["experiment=sac_mujoco"]
 # the SB3 behaviours the preset does not use, selected for this comparison (see REDQ's docstring)
@@ -104,21 +104,8 @@ def compare(overrides: list[str], updates: int, trace: list[tuple[float, str]] |
 
 def main(updates: int = 200, overrides: list[str] | None = None) -> list[Row]:
     overrides = PRESET + SWITCHES if overrides is None else overrides
-    (worst, where), fused = both_kernels(lambda: compare(overrides, updates))
-    with adam_kernel(fused=False):
-        exact, exact_where = compare(overrides, updates, dtype=torch.float64)
-    floor = rounding_floor(overrides, updates)
-    return [Row("SAC (sac_mujoco) vs SB3 SAC", updates, worst, where, fused, list(DIFFERENCES),
-                note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")]
+    return [pair_row("SAC (sac_mujoco) vs SB3 SAC", compare, overrides, updates, DIFFERENCES)]
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("overrides", nargs="*", help="qlearn overrides instead of the pair's (e.g. to see it fail)")
-    args = parser.parse_args()
-    print(HEADER)
-    for row in main(args.updates, args.overrides or None):
-        print(row.line())
+    command_line(main)
