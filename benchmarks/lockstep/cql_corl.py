@@ -19,7 +19,7 @@ another change's); the row names both, and ``--diagnose`` shows what is left whe
 Measured on 2026-12-03 (float64, one Adam kernel, 200 updates) with a throwaway patch of qlearn's update that
 computes every loss from the pre-step networks and steps alpha, actor, critics (CORL's order): 5.3e-7 with CORL's
 scalars frozen (the rest of the update agrees; the residue is CORL's float32 log alpha), 2.3e-1 with them
-learning; with qlearn's order and frozen scalars, 4.5e-1 (float32). So an "actor before critic" switch must
+learning; with qlearn's order and frozen scalars, 2.5e-1 (`--diagnose`). So an "actor before critic" switch must
 also take the critics' samples and the policy loss from the networks before any step to match CORL.
 
     python benchmarks/lockstep/cql_corl.py [--diagnose]
