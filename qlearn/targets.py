@@ -64,6 +64,8 @@ class GreedyNextValue:
     Runs under ``torch.no_grad()``: the target is a constant for the TD loss.
     """
 
+    selects_with_online = False  # distributional blocks take the next action from the target network
+
     @no_grad
     def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:
         return q_target(next_obs).max(dim=-1).values  # [B, A] -> [B]
@@ -81,6 +83,8 @@ class DoubleQNextValue:
     ``torch.no_grad()``. Passed ``q_target is q`` (a target synced after every update, as DrQ(eps) on
     Atari 100k), it makes one forward pass and the value is ``max_a' Q(s', a')``.
     """
+
+    selects_with_online = True  # distributional blocks take the next action from the online network
 
     @no_grad
     def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:

@@ -124,6 +124,27 @@ def test_double_dqn_differs_from_dqn_only_in_the_target_block() -> None:
     assert atari == [".agent.next_value._target_"]
 
 
+def test_rainbow_differs_from_dqn_only_in_its_six_switches() -> None:
+    assert leaf_differences(resolved(["experiment=dqn_cartpole"]), resolved(["experiment=c51_cartpole"])) == [
+        ".agent.distributional"]
+    assert leaf_differences(resolved(["experiment=dqn_cartpole"]), resolved(["experiment=rainbow_cartpole"])) == [
+        ".agent.distributional",                                           # C51
+        ".agent.network.dueling", ".agent.network.noisy",                  # dueling, noisy (the agent's copy)
+        ".agent.next_value._target_",                                      # double Q
+        ".buffer.sampler",                                                 # prioritized replay
+        ".exploration.schedule.end", ".exploration.schedule.start",        # noisy nets: no epsilon
+        ".network.dueling", ".network.noisy"]                              # (n-step: already 5 in dqn_cartpole)
+
+
+def test_evaluations_follow_the_budget_unless_set() -> None:
+    assert resolved([])["eval"]["every"] == 10_000  # the default job: unchanged at its 100k budget
+    assert resolved(["total_steps=20000"])["eval"]["every"] == 2_000
+    assert resolved(["agent=sac", "total_steps=30000"])["eval"]["every"] == 3_000
+    assert resolved(["agent=iql", "trainer.total_updates=5000"])["eval"]["every"] == 500  # offline: updates
+    assert resolved(["total_steps=20000", "eval.every=500"])["eval"]["every"] == 500
+    assert resolved(["experiment=dqn_atari", "total_steps=1000"])["eval"]["every"] == 250_000  # a preset's own
+
+
 def test_the_default_job_is_dqn_on_cartpole() -> None:
     cfg = resolved([])
     assert cfg["env"]["id"] == "CartPole-v1"

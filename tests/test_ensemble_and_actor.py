@@ -128,3 +128,27 @@ def test_actor_refuses_infinite_or_inverted_bounds() -> None:
         TanhGaussianActor(3, action_low=[-math.inf], action_high=[1.0])
     with pytest.raises(ValueError, match="high > low"):
         TanhGaussianActor(3, action_low=[1.0], action_high=[-1.0])
+
+
+def test_log_prob_epsilon_selects_the_references_formula() -> None:
+    """log(1 - tanh(u)^2 + 1e-6) (SB3, the REDQ code, CleanRL on [-1, 1]) by hand, at a u where it shows."""
+    u, mean, log_std = torch.tensor([[6.0, -0.5]]), torch.tensor([[5.5, 0.0]]), torch.tensor([[-0.5, 0.2]])
+    normal = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    expected = (normal - torch.log(1 - torch.tanh(u) ** 2 + 1e-6)).sum(-1)
+    got = tanh_gaussian_log_prob(u, mean, log_std, torch.zeros(2), epsilon=1e-6)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    exact = tanh_gaussian_log_prob(u, mean, log_std, torch.zeros(2))
+    assert abs((exact - got).item()) > 1e-2  # the default is the exact density, not the reference's
+
+
+def test_log_std_squash_tanh_is_cleanrls_bounds() -> None:
+    actor = TanhGaussianActor(3, [-1.0], [1.0], hidden_sizes=(8,), log_std_min=-5.0, log_std_squash="tanh")
+    obs = torch.randn(4, 3)
+    raw = actor.head(actor.trunk(obs))[:, 1:]
+    _, log_std = actor.distribution(obs)
+    torch.testing.assert_close(log_std, -5.0 + 0.5 * 7.0 * (torch.tanh(raw) + 1))
+    clamped = TanhGaussianActor(3, [-1.0], [1.0], hidden_sizes=(8,))
+    clamped.load_state_dict(actor.state_dict())
+    assert not torch.allclose(clamped.distribution(obs)[1], log_std)
+    with pytest.raises(ValueError, match="log_std_squash"):
+        TanhGaussianActor(3, [-1.0], [1.0], log_std_squash="sigmoid")

@@ -29,7 +29,9 @@ TINY_ONLINE = ["eval.every=150", "trainer.learning_starts=64", "trainer.random_s
                "trainer.updates_per_step=1", "trainer.checkpoint_every=150", "buffer.capacity=2000"]
 TINY_OFFLINE = ["trainer.total_updates=30", "trainer.batch_size=32", "trainer.checkpoint_every=15", "eval.every=15"]
 PRESET_ENV = {"dqn_atari": "BreakoutNoFrameskip-v4", "double_dqn_atari": "PongNoFrameskip-v4",
-              "drq_eps_atari100k": "BoxingNoFrameskip-v4"}
+              "drq_eps_atari100k": "BoxingNoFrameskip-v4", "der_atari100k": "BoxingNoFrameskip-v4",
+              "c51_atari": "BreakoutNoFrameskip-v4", "qrdqn_atari": "BreakoutNoFrameskip-v4",
+              "iqn_atari": "BreakoutNoFrameskip-v4", "rainbow_atari": "BreakoutNoFrameskip-v4"}
 # Atari presets: fewer CNN updates (each costs 50-250 ms on a CPU core)
 ATARI_STEPS = {"total_steps": "140", "trainer.learning_starts": "100", "eval.every": "0"}
 

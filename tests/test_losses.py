@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,18 @@ def test_shape_mismatch_raises() -> None:
         td_loss(torch.zeros(4, 1), torch.zeros(4))
     with pytest.raises(ValueError, match="weight"):
         td_loss(torch.zeros(4), torch.zeros(4), weight=torch.ones(4, 1))
+
+
+def test_temperature_loss_in_alpha_is_cleanrls() -> None:
+    """CleanRL's -(alpha (log pi + H)) vs the SAC authors' -(log alpha (log pi + H)): gradients differ by alpha."""
+    from qlearn.losses import temperature_loss
+
+    log_prob, target = torch.tensor([-1.0, -3.0, 0.5]), -2.0
+    grads = {}
+    for of_alpha in (False, True):
+        log_alpha = torch.tensor(0.7, requires_grad=True)
+        temperature_loss(log_alpha, log_prob, target, of_alpha=of_alpha).backward()
+        grads[of_alpha] = log_alpha.grad.item()
+    expected = -(log_prob + target).mean().item()
+    assert grads[False] == pytest.approx(expected)
+    assert grads[True] == pytest.approx(math.exp(0.7) * expected)

@@ -287,3 +287,54 @@ def test_compiled_update_matches_the_eager_one(monkeypatch: pytest.MonkeyPatch) 
             torch.testing.assert_close(metrics[0][key], metrics[1][key], rtol=1e-4, atol=1e-5)
     for p_eager, p_compiled in zip(agents[0].parameters(), agents[1].parameters()):
         torch.testing.assert_close(p_eager, p_compiled, rtol=1e-4, atol=1e-5)
+
+
+def test_critic_loss_factor_scales_the_critic_loss_and_its_gradient() -> None:
+    """SB3's SAC critic loss is 0.5 * sum of the critics' MSEs: critic_loss_factor=0.5."""
+    losses, grads = {}, {}
+    for factor in (1.0, 0.5):
+        torch.manual_seed(0)
+        agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, critic_loss_factor=factor)
+        torch.manual_seed(1)
+        losses[factor] = agent.update(random_batch())["train/critic_loss"].item()
+        grads[factor] = agent.critic.linear_layers()[0].weight.grad.clone()
+    assert losses[0.5] == pytest.approx(0.5 * losses[1.0], rel=1e-6)
+    torch.testing.assert_close(grads[0.5], 0.5 * grads[1.0])
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_actor_loss_before_critic_step_sees_the_pre_step_critic(before: bool) -> None:
+    """The REDQ code computes its policy loss before the critic's optimizer step; qlearn by default after."""
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, actor_loss_before_critic_step=before)
+    initial = [p.detach().clone() for p in agent.critic.parameters()]
+    seen: list[list[Tensor]] = []
+    actor_loss = agent._actor_loss
+
+    def watched(obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        seen.append([p.detach().clone() for p in agent.critic.parameters()])
+        return actor_loss(obs, alpha)
+
+    agent._actor_loss = watched  # type: ignore[method-assign]
+    agent.update(random_batch())
+    same = all(torch.equal(a, b) for a, b in zip(seen[0], initial))
+    assert same is before
+    assert not all(torch.equal(a, b) for a, b in zip(agent.critic.parameters(), initial))  # the critic did step
+
+
+def test_cleanrl_actor_cadence_two_actor_steps_every_second_update_and_a_fresh_alpha_sample() -> None:
+    """CleanRL's policy_frequency=2 (two actor steps every second update), each followed by an alpha step on a
+    fresh sample from the updated actor (alpha_resample)."""
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, actor_update_every=2, actor_steps=2,
+                           alpha_resample=True)
+    calls: list[str] = []
+    for name, opt in agent.optimizers.items():
+        step = opt.step
+        opt.step = lambda *a, _n=name, _s=step, **k: (calls.append(_n), _s(*a, **k))[1]  # type: ignore[method-assign]
+    forward = agent.actor.forward
+    agent.actor.forward = lambda *a, **k: (calls.append("sample"), forward(*a, **k))[1]  # type: ignore[method-assign]
+    for _ in range(2):
+        agent.update(random_batch())
+    assert calls == ["sample", "critic", "sample", "critic", "sample", "actor", "sample", "alpha",
+                     "sample", "actor", "sample", "alpha"]

@@ -129,6 +129,9 @@ def test_report_aggregates_seeds_and_states_the_gap(tmp_path: Path) -> None:
     assert float(rows[1][4]) == pytest.approx(np.mean([0.0, 10.0, 20.0, 30.0, 40.0]))
     assert (tmp_path / "out" / "dqn_on_CartPole-v1.png").stat().st_size > 1000
     assert len((tmp_path / "out" / "runs.csv").read_text().splitlines()) == 7
+    # 5 seeds of dqn are enough; the single double_dqn run gets the too-few-seeds warning
+    assert "warning: dqn on CartPole-v1" not in text
+    assert "warning: double_dqn on CartPole-v1: 1 seed; with fewer than 5" in text
 
 
 def test_atari_runs_are_aggregated_over_games_beside_the_published_runs_of_the_same_games(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""DQN against CleanRL's ``dqn.py`` (CartPole, MLP) and ``dqn_atari.py`` (Nature CNN), update for update.
+"""DQN against CleanRL's ``dqn.py`` (CartPole, MLP) and ``dqn_atari.py`` (Nature CNN), and C51 against its
+``c51.py`` (CartPole), update for update.
 
 CleanRL's scripts keep the update inline in ``__main__``; this pair runs, from the pinned snapshot, the script's
 own statements: its network class, its ``q_network``/``optimizer``/``target_network`` lines and its whole
@@ -137,6 +138,15 @@ def main(updates: int = 200) -> list[Row]:
         updates, _floats,
         ["gamma 0.998 -> agent.gamma=0.99", "256-256 MLP -> network.hidden_sizes=[120,84]",
          "(n_step 5, buffer 100k, learning starts 1k, epsilon schedule: buffer and trainer settings, not the update; 1-step batches here)"])]
+    rows.append(run_pair(
+        "C51 (c51_cartpole) vs CleanRL c51.py", "c51.py", "CartPole-v1",
+        ["experiment=c51_cartpole", "agent.gamma=0.99", "network.hidden_sizes=[120,84]",
+         "agent.distributional.num_atoms=101", "agent.distributional.v_min=-100", "agent.distributional.v_max=100",
+         "agent.adam_eps=7.8125e-5"],
+        updates, _floats,
+        ["gamma 0.998 -> agent.gamma=0.99", "256-256 MLP -> network.hidden_sizes=[120,84]",
+         "201 atoms on [-500, 500] -> 101 on [-100, 100]", "Adam eps 1e-8 -> agent.adam_eps=0.01/128",
+         "CleanRL's log(clamp(p, 1e-5, 1 - 1e-5)) vs log_softmax: the same unless a probability leaves the clamp"]))
     rows.append(run_pair(
         "DQN (dqn_atari) vs CleanRL dqn_atari.py", "dqn_atari.py", "BreakoutNoFrameskip-v4",
         ["experiment=dqn_atari"], max(100, updates // 2), _frames, []))

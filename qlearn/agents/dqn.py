@@ -11,8 +11,10 @@ from torch import Tensor, nn
 from qlearn.agents.base import Agent
 from qlearn.agents.saving import records_build
 from qlearn.augment import Augmentation
+from qlearn.distributional import Distributional
 from qlearn.errors import QlearnError
 from qlearn.losses.td import td_loss
+from qlearn.networks.noisy import has_noise, reset_noise
 from qlearn.networks.q import build_q_network
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import GreedyNextValue, td_target
@@ -51,6 +53,9 @@ class DQN(Agent):
         augmentation: optional image augmentation applied to ``obs`` and ``next_obs`` independently in each
             update, before the network (DrQ with K = M = 1 augmented copies: Kostrikov et al., 2021; e.g.
             ``qlearn.augment.RandomShift(pad=4)``); ``act`` and evaluation see raw observations.
+        distributional: a block of :mod:`qlearn.distributional` (C51, QR-DQN, IQN); ``q`` must then have its
+            head (``from_spec`` builds it). Its per-sample loss replaces ``l`` and ``loss``; ``next_value``
+            then only says which network picks the next action (Greedy: target, Double: online).
         seed: seeds the augmentation's generator (saved with the agent); unused without ``augmentation``.
     """
 
@@ -67,13 +72,22 @@ class DQN(Agent):
         max_grad_norm: float | None = 10.0,
         regularizer: Callable[[Tensor, Tensor], Tensor] | None = None,
         augmentation: Augmentation | None = None,
+        distributional: Distributional | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if distributional is not None and not hasattr(q, "distribution"):
+            raise QlearnError("a distributional DQN needs a Q-network with a distributional head: build it with "
+                              "build_q_network(..., distributional=<the same block>)")
         self.q = q
         self.q_target = make_target(q)
+        self.distributional = distributional
+        self.noisy = has_noise(q)  # noise resampled before each update and each acting step
         self.num_actions = int(num_actions)
         self.next_value = next_value if next_value is not None else GreedyNextValue()
+        if distributional is not None and not hasattr(self.next_value, "selects_with_online"):
+            raise QlearnError(f"a distributional DQN takes GreedyNextValue or DoubleQNextValue as next_value, "
+                              f"got {self.next_value!r}")
         self.target_updater = target_updater if target_updater is not None else PolyakUpdate(1.0, every=1000)
         self.gamma = float(gamma)
         self.loss = loss
@@ -103,13 +117,17 @@ class DQN(Agent):
             )
         assert spec.num_actions is not None
         net_cfg = dict(network or {})
-        q = build_q_network(spec.obs_shape, spec.num_actions, **net_cfg)
+        q = build_q_network(spec.obs_shape, spec.num_actions, distributional=kwargs.get("distributional"), **net_cfg)
         return cls(q, spec.num_actions, optimizer=adam(lr, adam_eps), **kwargs)
 
     @no_grad
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
-        """Greedy actions ``argmax_a Q(s, a)`` ``[E]``; epsilon-greedy exploration is the trainer's block."""
-        return self._modules["q"](obs).argmax(dim=-1)  # `self.q` goes through nn.Module.__getattr__: 1-2 us a step
+        """Greedy actions ``argmax_a Q(s, a)`` ``[E]``; epsilon-greedy exploration is the trainer's block.
+        Noisy nets draw new noise for each call in training mode (Fortunato et al., 2018, Alg. 1)."""
+        q = self._modules["q"]  # `self.q` goes through nn.Module.__getattr__: 1-2 us a step
+        if self.noisy and self.training:
+            reset_noise(q)
+        return q(obs).argmax(dim=-1)  # `self.q` goes through nn.Module.__getattr__: 1-2 us a step
 
     def update(self, batch: Batch) -> Metrics:
         q, q_target = self.q, self.q_target  # one nn.Module attribute lookup each
@@ -117,14 +135,20 @@ class DQN(Agent):
         if self.augmentation is not None:  # independent draws for s and s' (Dopamine's DrQ: rng1, rng2)
             obs = self.augmentation(obs, self.augmentation_generator)
             next_obs = self.augmentation(next_obs, self.augmentation_generator)
+        if self.noisy:  # fresh noise for this update: one sample for the online net, one for the target
+            reset_noise(q)
+            reset_noise(q_target)
         # A target copied after every update equals q here: reading q instead saves Double DQN a forward pass
-        target_net = q if self.target_updater.copies_every_step else q_target  # (bit-identical: tests/test_dqn.py)
+        # (bit-identical: tests/test_dqn.py); not with noisy nets, whose target draws its own noise
+        target_net = q if self.target_updater.copies_every_step and not self.noisy else q_target
+        action = batch.action if batch.action.dtype == torch.int64 else batch.action.long()
+        discount = self.gamma if batch.discount is None else batch.discount
+        if self.distributional is not None:
+            return self._distributional_update(obs, action, next_obs, batch, discount, target_net)
         with torch.no_grad():
             next_v = self.next_value(q, target_net, next_obs)  # [B]
-            discount = self.gamma if batch.discount is None else batch.discount
             y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
         q_all = q(obs)  # [B, A]
-        action = batch.action if batch.action.dtype == torch.int64 else batch.action.long()
         q_a = q_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)  # [B]
         loss = td_loss(q_a, y, kind=self.loss, weight=batch.weight)
         td = loss.detach()
@@ -133,17 +157,35 @@ class DQN(Agent):
             reg = self.regularizer(q_all, batch.action)
             loss = loss + reg
             metrics["train/regularizer"] = reg.detach()
-        optimizer = self.optimizers["q"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(q.parameters(), self.max_grad_norm)
-        optimizer.step()
-        self.target_updater(q, q_target, self._count_update())
+        self._step_q(loss)
         metrics["train/loss"] = td if self.regularizer is None else loss.detach()
         if batch.weight is not None:  # prioritized replay: the trainer feeds |delta| back as priorities
             metrics["td_error"] = (q_a.detach() - y).abs()  # [B]
         return metrics
+
+    def _distributional_update(self, obs: Tensor, action: Tensor, next_obs: Tensor, batch: Batch,
+                               discount: Tensor | float, target_net: nn.Module) -> Metrics:
+        """The distributional block's loss (C51 cross-entropy, quantile Huber) in place of the TD loss."""
+        assert self.distributional is not None
+        per_sample, q_a = self.distributional.loss(
+            self.q, target_net, obs, action, next_obs, batch.reward, discount, batch.terminated,
+            double=self.next_value.selects_with_online)  # type: ignore[attr-defined]
+        loss = per_sample.mean() if batch.weight is None else (per_sample * batch.weight).mean()
+        self._step_q(loss)
+        metrics: Metrics = {"train/loss": loss.detach(), "train/td_loss": loss.detach(), "train/q_mean": q_a.mean()}
+        if batch.weight is not None:  # prioritized replay: the per-sample distributional loss (Rainbow)
+            metrics["td_error"] = per_sample.detach()
+        return metrics
+
+    def _step_q(self, loss: Tensor) -> None:
+        """One optimizer step on ``loss`` (with the gradient-norm clip) and the target update it schedules."""
+        optimizer = self.optimizers["q"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+        optimizer.step()
+        self.target_updater(self.q, self.q_target, self._count_update())
 
     def get_extra_state(self) -> dict[str, Any]:
         state = super().get_extra_state()

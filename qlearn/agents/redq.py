@@ -71,6 +71,17 @@ class REDQ(Agent):
         seed: seeds the generator of the random subsets (saved with the agent).
         compile: ``torch.compile`` the critic and actor losses (forward and backward); the first
             updates pay the compilation (about a minute on a CPU).
+
+    Reference behaviours (each default is qlearn's; the lockstep pairs in ``benchmarks/lockstep/`` set them):
+        critic_loss_factor: multiplies the summed critic loss; SB3's SAC uses ``0.5``.
+        actor_loss_before_critic_step: compute the policy loss on the critic *before* this call's critic
+            step (the REDQ and DroQ code); ``False`` evaluates it on the updated critic (SB3, CleanRL).
+        actor_steps: actor (and alpha) steps each time the actor is due; CleanRL's ``policy_frequency=2``
+            is ``actor_update_every=2, actor_steps=2``.
+        alpha_resample: the temperature loss uses a fresh sample from the just-updated actor (CleanRL)
+            instead of the actor loss's sample (the SAC authors, SB3, the REDQ code).
+        alpha_loss_of_alpha: the temperature loss in ``alpha`` rather than ``log alpha`` (CleanRL; see
+            :func:`qlearn.losses.temperature_loss`).
     """
 
     def __init__(
@@ -92,6 +103,11 @@ class REDQ(Agent):
         critic_regularizer: Callable[[nn.Module, QEnsemble, Batch], Tensor] | None = None,
         seed: int = 0,
         compile: bool = False,
+        critic_loss_factor: float = 1.0,
+        actor_loss_before_critic_step: bool = False,
+        actor_steps: int = 1,
+        alpha_resample: bool = False,
+        alpha_loss_of_alpha: bool = False,
     ) -> None:
         super().__init__()
         if actor_q not in _ACTOR_Q:
@@ -101,6 +117,10 @@ class REDQ(Agent):
             raise ValueError(f"num_min must be in [1, num_q={critic.num_q}], got {self.next_value.num_min}")
         if actor_update_every < 1:
             raise ValueError(f"actor_update_every must be >= 1, got {actor_update_every}")
+        if actor_steps < 1:
+            raise ValueError(f"actor_steps must be >= 1, got {actor_steps}")
+        if critic_loss_factor <= 0:
+            raise ValueError(f"critic_loss_factor must be > 0, got {critic_loss_factor}")
         if init_alpha <= 0:
             raise ValueError(f"init_alpha must be > 0, got {init_alpha}")
         self.actor = actor
@@ -108,6 +128,11 @@ class REDQ(Agent):
         self.critic_target = make_target(critic)
         self.actor_q = actor_q
         self.actor_update_every = int(actor_update_every)
+        self.critic_loss_factor = float(critic_loss_factor)
+        self.actor_loss_before_critic_step = bool(actor_loss_before_critic_step)
+        self.actor_steps = int(actor_steps)
+        self.alpha_resample = bool(alpha_resample)
+        self.alpha_loss_of_alpha = bool(alpha_loss_of_alpha)
         self.gamma = float(gamma)
         self.learn_alpha = bool(learn_alpha)
         action_dim = int(getattr(actor, "action_dim", 1))
@@ -154,12 +179,18 @@ class REDQ(Agent):
         actor_lr: float | None = None,
         alpha_lr: float | None = None,
         target_entropy: float | str | None = "auto",
+        log_std_min: float = -20.0,
+        log_std_squash: str = "clamp",
+        log_prob_epsilon: float = 0.0,
         **kwargs: Any,
     ) -> REDQ:
         """Build a tanh-Gaussian actor and an N-critic ensemble (MLPs on flat obs) for ``spec``.
 
         ``network``: ``{"hidden_sizes", "activation"}`` (the ``network`` config group; default 256-256 ReLU).
-        ``target_entropy="auto"`` (or ``None``) is ``-|A|``; ``actor_lr``/``alpha_lr`` default to ``lr``; the
+        ``target_entropy="auto"`` (or ``None``) is ``-|A|``; ``actor_lr``/``alpha_lr`` default to ``lr``;
+        ``log_std_min``, ``log_std_squash`` and ``log_prob_epsilon`` go to :class:`TanhGaussianActor` (qlearn's
+        defaults are the SAC authors' bounds, a clamp and the exact log-density; ``log_prob_epsilon=1e-6`` is
+        SB3's, the REDQ code's and CleanRL's, ``log_std_squash="tanh"`` with ``log_std_min=-5`` CleanRL's). The
         other keywords (``target_updater``, ``next_value``, ...) go to the constructor.
         """
         if spec.discrete:
@@ -176,6 +207,9 @@ class REDQ(Agent):
             obs_dim, spec.action_low, spec.action_high,
             hidden_sizes=hidden_sizes if actor_hidden_sizes is None else actor_hidden_sizes,
             activation=activation,
+            log_std_min=log_std_min,
+            log_std_squash=log_std_squash,
+            log_prob_epsilon=log_prob_epsilon,
         )
         critic = QEnsemble(obs_dim, action_dim, num_q, hidden_sizes, activation, layer_norm, dropout)
         if isinstance(target_entropy, str):
@@ -212,9 +246,14 @@ class REDQ(Agent):
             reg = self.critic_regularizer(self.actor, self.critic, batch)
             loss = loss + reg
             metrics["train/critic_regularizer"] = reg.detach()
-        self._step("critic", loss)
-        self._count_update()
-        if self.num_updates % self.actor_update_every == 0:
+        critic_optimizer = self.optimizers["critic"]
+        critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        actor_due = self._count_update() % self.actor_update_every == 0
+        if actor_due and self.actor_loss_before_critic_step:  # the REDQ code: the policy loss sees the pre-step critic
+            self._actor_metrics = self._update_actor_and_alpha(batch.obs, alpha)
+        critic_optimizer.step()
+        if actor_due and not self.actor_loss_before_critic_step:
             self._actor_metrics = self._update_actor_and_alpha(batch.obs, alpha)
         self.target_updater(self.critic, self.critic_target, self.num_updates)
         metrics["train/loss"] = loss.detach()
@@ -229,7 +268,8 @@ class REDQ(Agent):
         discount = self.gamma if batch.discount is None else batch.discount
         y = td_target(batch.reward, batch.terminated, next_v, discount).detach()  # [B]
         q = self.critic(batch.obs, batch.action)  # [N, B]
-        return ensemble_td_loss(q, y, kind="mse", weight=batch.weight), q, y
+        loss = ensemble_td_loss(q, y, kind="mse", weight=batch.weight)
+        return (loss if self.critic_loss_factor == 1.0 else self.critic_loss_factor * loss), q, y
 
     def _actor_loss_eager(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
         """``(loss, log_prob [B])`` of the policy step (REDQ Alg. 1 line 11; SAC with ``actor_q="min"``)."""
@@ -244,17 +284,23 @@ class REDQ(Agent):
         return action, log_prob + self.log_scale_sum
 
     def _update_actor_and_alpha(self, obs: Tensor, alpha: Tensor) -> Metrics:
-        self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
-        try:
-            actor_loss, log_prob = self._actor_loss(obs, alpha)
-            self._step("actor", actor_loss)
-        finally:
-            self.critic.requires_grad_(True)
-        metrics: Metrics = {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()}
-        if self.learn_alpha:
-            alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
-            self._step("alpha", alpha_loss)
-            metrics["train/alpha_loss"] = alpha_loss.detach()
+        for step in range(self.actor_steps):
+            if step > 0:  # CleanRL's extra actor steps use the temperature its previous step left
+                alpha = self.alpha
+            self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
+            try:
+                actor_loss, log_prob = self._actor_loss(obs, alpha)
+                self._step("actor", actor_loss)
+            finally:
+                self.critic.requires_grad_(True)
+            metrics: Metrics = {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()}
+            if self.learn_alpha:
+                if self.alpha_resample:  # CleanRL: a fresh sample from the updated actor
+                    with torch.no_grad():
+                        log_prob = self._policy(obs)[1]
+                alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, self.alpha_loss_of_alpha)
+                self._step("alpha", alpha_loss)
+                metrics["train/alpha_loss"] = alpha_loss.detach()
         metrics["train/alpha"] = self.alpha
         return metrics
 

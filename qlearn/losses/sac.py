@@ -22,7 +22,7 @@ def sac_actor_loss(log_prob: Tensor, q: Tensor, alpha: Tensor | float) -> Tensor
     return (alpha * log_prob - q).mean()
 
 
-def temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float) -> Tensor:
+def temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float, of_alpha: bool = False) -> Tensor:
     """Automatic temperature loss ``J(alpha) = E[ -log(alpha) * (log pi(a~|s) + H_target) ]``.
 
     Haarnoja et al., 2018 ("Soft Actor-Critic Algorithms and Applications"), Eq. 18, optimised in
@@ -33,5 +33,8 @@ def temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float)
         log_alpha: scalar parameter ``log alpha``.
         log_prob: ``[B]`` log-probabilities of fresh policy samples.
         target_entropy: the entropy target ``H_target`` (``-|A|`` by default).
+        of_alpha: use ``alpha = exp(log alpha)`` in place of ``log alpha`` (CleanRL's
+            ``sac_continuous_action.py``): the same direction, the gradient scaled by alpha.
     """
-    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+    factor = log_alpha.exp() if of_alpha else log_alpha
+    return -(factor * (log_prob.detach() + target_entropy)).mean()

@@ -15,16 +15,25 @@ from qlearn.utils import no_grad
 _LOG_2 = math.log(2.0)
 
 
-def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor, log_scale: Tensor) -> Tensor:
+def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor, log_scale: Tensor, epsilon: float = 0.0) -> Tensor:
     """Log-density of ``a = center + scale * tanh(u)`` with ``u ~ N(mean, exp(log_std)^2)``, summed over dims.
 
     Change of variables (Haarnoja et al., 2018, "Soft Actor-Critic", App. C, Eq. 21):
     ``log pi(a) = log N(u) - sum_j log(scale_j * (1 - tanh(u_j)^2))``, with the numerically stable
-    ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))``. Shapes ``[B, A] -> [B]``.
+    ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))``. ``epsilon > 0`` uses
+    ``log(1 - tanh(u)^2 + epsilon)`` instead, the SAC authors' and SB3's, REDQ's and CleanRL's form
+    (all with 1e-6; CleanRL adds it after multiplying by the scale, the same on [-1, 1] boxes).
+    Shapes ``[B, A] -> [B]``.
     """
     normal = -0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-    log_det = 2.0 * (_LOG_2 - u - F.softplus(-2.0 * u)) + log_scale
+    if epsilon > 0.0:
+        log_det = torch.log(1.0 - torch.tanh(u).pow(2) + epsilon) + log_scale
+    else:
+        log_det = 2.0 * (_LOG_2 - u - F.softplus(-2.0 * u)) + log_scale
     return (normal - log_det).sum(dim=-1)
+
+
+_LOG_STD_SQUASH = ("clamp", "tanh")
 
 
 def action_bounds(action_low: Sequence[float], action_high: Sequence[float], owner: str) -> tuple[Tensor, Tensor]:
@@ -53,6 +62,12 @@ class TanhGaussianActor(nn.Module):
         action_high: per-dimension upper bounds.
         hidden_sizes: width of each hidden layer.
         activation: nonlinearity name or ``nn.Module`` class.
+        log_std_min, log_std_max: bounds of ``log sigma``.
+        log_std_squash: how the head's output is kept in those bounds: ``"clamp"`` (the SAC authors, SB3,
+            the REDQ code) or ``"tanh"``, ``min + (max - min) (tanh(x) + 1) / 2`` (CleanRL's
+            ``sac_continuous_action.py``, with bounds -5 and 2; from SpinningUp / D. Yarats).
+        log_prob_epsilon: ``0`` for the exact log-density; ``1e-6`` for the references' ``log(1 - tanh^2 + eps)``
+            (see :func:`tanh_gaussian_log_prob`).
     """
 
     def __init__(
@@ -64,8 +79,15 @@ class TanhGaussianActor(nn.Module):
         activation: str | type[nn.Module] = "relu",
         log_std_min: float = -20.0,
         log_std_max: float = 2.0,
+        log_std_squash: str = "clamp",
+        log_prob_epsilon: float = 0.0,
     ) -> None:
         super().__init__()
+        if log_std_squash not in _LOG_STD_SQUASH:
+            raise ValueError(f"log_std_squash must be one of {_LOG_STD_SQUASH}, got {log_std_squash!r}")
+        if log_prob_epsilon < 0:
+            raise ValueError(f"log_prob_epsilon must be >= 0, got {log_prob_epsilon}")
+        self.log_std_squash, self.log_prob_epsilon = log_std_squash, float(log_prob_epsilon)
         low, high = action_bounds(action_low, action_high, "TanhGaussianActor")
         self.action_dim = int(low.numel())
         self.register_buffer("center", (high + low) / 2)
@@ -79,6 +101,8 @@ class TanhGaussianActor(nn.Module):
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, log_std)`` of the pre-tanh Gaussian, each ``[B, A]``."""
         mean, log_std = self.head(self.trunk(obs.flatten(1).to(self.head.weight.dtype))).chunk(2, dim=-1)
+        if self.log_std_squash == "tanh":
+            return mean, self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
     def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
@@ -90,7 +114,7 @@ class TanhGaussianActor(nn.Module):
         mean, log_std = self.distribution(obs)
         u = mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
         action = self.center + self.scale * torch.tanh(u)
-        return action, tanh_gaussian_log_prob(u, mean, log_std, self.log_scale)
+        return action, tanh_gaussian_log_prob(u, mean, log_std, self.log_scale, self.log_prob_epsilon)
 
     @no_grad
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:

@@ -37,6 +37,7 @@ class MLPEncoder(nn.Module):
         activation: nonlinearity name or ``nn.Module`` class.
         layer_norm: LayerNorm in each hidden layer.
         dropout: dropout probability in each hidden layer.
+        linear: the class of the hidden weight layers (``NoisyLinear`` for noisy nets).
     """
 
     def __init__(
@@ -46,13 +47,14 @@ class MLPEncoder(nn.Module):
         activation: str | type[nn.Module] = "relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
+        linear: type[nn.Module] = nn.Linear,
     ) -> None:
         super().__init__()
         in_dim = math.prod(int(d) for d in obs_shape)
         self.output_dim = int(hidden_sizes[-1]) if len(hidden_sizes) > 0 else in_dim
         self.net = nn.Sequential(
             nn.Flatten(start_dim=1),
-            *hidden_layers(in_dim, hidden_sizes, activation, layer_norm, dropout),
+            *hidden_layers(in_dim, hidden_sizes, activation, layer_norm, dropout, linear),
         )
 
     def forward(self, obs: Tensor) -> Tensor:
@@ -88,10 +90,11 @@ class NatureCNN(nn.Module):
         feature_dim: width of the final fully connected layer (512 in the paper).
         padding: ``"valid"`` (no padding) or ``"same"`` (zero padding as TF/Flax ``SAME``).
         screen_size: height and width of the input frames.
+        linear: the class of the fc layer (``NoisyLinear`` for noisy nets).
     """
 
     def __init__(self, in_channels: int = 4, feature_dim: int = 512, padding: str = "valid",
-                 screen_size: int = 84) -> None:
+                 screen_size: int = 84, linear: type[nn.Module] = nn.Linear) -> None:
         super().__init__()
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
@@ -106,8 +109,8 @@ class NatureCNN(nn.Module):
             layers += [nn.Conv2d(channels, out_channels, kernel_size=kernel, stride=stride), nn.ReLU()]
             size, channels = (size - kernel) // stride + 1, out_channels  # valid: 20, 9, 7; same: 21, 11, 11
         self.conv = nn.Sequential(*layers, nn.Flatten(start_dim=1))  # [B, 64 * size * size]
-        self.fc = nn.Sequential(nn.Linear(channels * size * size, feature_dim), nn.ReLU())
+        self.fc = nn.Sequential(linear(channels * size * size, feature_dim), nn.ReLU())
 
     def forward(self, obs: Tensor) -> Tensor:
-        obs = pixels_to_unit(obs, self.fc[0].weight.dtype)  # uint8 pixels -> [0, 1]
+        obs = pixels_to_unit(obs, next(self.fc.parameters()).dtype)  # uint8 pixels -> [0, 1]
         return self.fc(self.conv(obs))  # [B, C, 84, 84] -> [B, feature_dim]

@@ -44,6 +44,7 @@ def hidden_layers(
     activation: str | type[nn.Module] = "relu",
     layer_norm: bool = False,
     dropout: float = 0.0,
+    linear: type[nn.Module] = nn.Linear,
 ) -> list[nn.Module]:
     """The hidden blocks of an MLP, each ``Linear -> [Dropout] -> [LayerNorm] -> activation``.
 
@@ -57,6 +58,7 @@ def hidden_layers(
         activation: nonlinearity after each hidden layer.
         layer_norm: add ``nn.LayerNorm`` to each hidden block.
         dropout: drop probability of the ``nn.Dropout`` in each hidden block; 0 adds none.
+        linear: the weight layer's class (``nn.Linear``, or :class:`qlearn.networks.noisy.NoisyLinear`).
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
@@ -64,7 +66,7 @@ def hidden_layers(
     layers: list[nn.Module] = []
     width = in_dim
     for size in hidden_sizes:
-        layers.append(nn.Linear(width, size))
+        layers.append(linear(width, size))
         if dropout > 0.0:
             layers.append(nn.Dropout(dropout))
         if layer_norm:
@@ -89,6 +91,7 @@ class MLP(nn.Module):
         activation: nonlinearity name or ``nn.Module`` class.
         layer_norm: LayerNorm in each hidden layer.
         dropout: dropout probability in each hidden layer (active only in ``train()`` mode).
+        linear: the class of every weight layer (``NoisyLinear`` for noisy nets).
     """
 
     def __init__(
@@ -99,14 +102,15 @@ class MLP(nn.Module):
         activation: str | type[nn.Module] = "relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
+        linear: type[nn.Module] = nn.Linear,
     ) -> None:
         super().__init__()
         self.in_dim = int(in_dim)
         self.out_dim = int(out_dim)
         last = hidden_sizes[-1] if len(hidden_sizes) > 0 else in_dim
         self.net = nn.Sequential(
-            *hidden_layers(in_dim, hidden_sizes, activation, layer_norm, dropout),
-            nn.Linear(last, out_dim),
+            *hidden_layers(in_dim, hidden_sizes, activation, layer_norm, dropout, linear),
+            linear(last, out_dim),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -123,6 +127,8 @@ def mlp_settings(network: Mapping[str, Any] | None, owner: str) -> tuple[tuple[i
                           "(use network=mlp).")
     if network.pop("dueling", False):
         raise QlearnError(f"{owner} has no Q-head over discrete actions to make dueling: set network.dueling=false.")
+    if network.pop("noisy", False):
+        raise QlearnError(f"{owner} explores without noisy layers: set network.noisy=false.")
     hidden_sizes = tuple(int(h) for h in network.pop("hidden_sizes", (256, 256)))
     activation = str(network.pop("activation", "relu"))
     if network:

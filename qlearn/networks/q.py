@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
 from qlearn.networks.mlp import MLP
+from qlearn.networks.noisy import linear_layer
 
 
 class DuelingHead(nn.Module):
@@ -33,11 +35,12 @@ class DuelingHead(nn.Module):
         num_actions: int,
         hidden_sizes: Sequence[int] = (),
         activation: str | type[nn.Module] = "relu",
+        linear: type[nn.Module] = nn.Linear,
     ) -> None:
         super().__init__()
         self.num_actions = int(num_actions)
-        self.value = MLP(in_dim, 1, hidden_sizes, activation)
-        self.advantage = MLP(in_dim, num_actions, hidden_sizes, activation)
+        self.value = MLP(in_dim, 1, hidden_sizes, activation, linear=linear)
+        self.advantage = MLP(in_dim, num_actions, hidden_sizes, activation, linear=linear)
 
     def forward(self, features: Tensor) -> Tensor:
         v = self.value(features)  # [B, 1]
@@ -65,6 +68,11 @@ class QNetwork(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         return self.head(self.encoder(obs))  # [B, *obs_shape] -> [B, F] -> [B, A]
 
+    def distribution(self, obs: Tensor, *args: Tensor) -> Tensor:
+        """A distributional head's return distribution ``[B, A, K]`` (``qlearn.networks.distributional``);
+        ``args`` are the head's extra inputs (IQN's fractions)."""
+        return self.head.distribution(self.encoder(obs), *args)
+
 
 def build_q_network(
     obs_shape: tuple[int, ...],
@@ -76,6 +84,8 @@ def build_q_network(
     activation: str | type[nn.Module] = "relu",
     padding: str = "valid",
     init: str = "torch",
+    noisy: bool = False,
+    distributional: Any = None,
 ) -> nn.Module:
     """Build a :class:`QNetwork` for one observation shape and ``num_actions`` actions.
 
@@ -90,6 +100,11 @@ def build_q_network(
     uniform and zeroes the biases (Dopamine's JAX networks, ``nn.initializers.xavier_uniform()`` and Flax's
     zero bias).
 
+    ``noisy=True`` builds every fully connected layer (hidden, fc and output; not the convolutions) as a
+    :class:`~qlearn.networks.noisy.NoisyLinear` (Fortunato et al., 2018). ``distributional`` is a block of
+    :mod:`qlearn.distributional` (C51, QR-DQN, IQN) that builds the head; the network's ``forward`` then
+    returns expected Q-values and its ``distribution`` the return distribution.
+
     With ``dueling=True`` the last hidden layer (the 512-unit fc for the CNN) feeds a value and an
     advantage stream, each one linear layer, combined by :class:`DuelingHead`. Wang et al. (2016)
     instead give each stream its own 512-unit layer on the conv output; build that by hand with
@@ -102,21 +117,24 @@ def build_q_network(
     if kind == "auto":
         kind = "nature_cnn" if len(obs_shape) == 3 else "mlp"
     encoder: MLPEncoder | NatureCNN
+    linear = linear_layer(noisy)
     if kind == "mlp":
-        encoder = MLPEncoder(obs_shape, hidden_sizes, activation)
+        encoder = MLPEncoder(obs_shape, hidden_sizes, activation, linear=linear)
     elif kind == "nature_cnn":
         if len(obs_shape) != 3 or obs_shape[1:] != (84, 84):
             raise ValueError(
                 f"nature_cnn expects observations of shape (C, 84, 84), got {obs_shape}"
             )
-        encoder = NatureCNN(in_channels=obs_shape[0], padding=padding)
+        encoder = NatureCNN(in_channels=obs_shape[0], padding=padding, linear=linear)
     else:
         raise ValueError(f"unknown kind {kind!r}; choose 'mlp', 'nature_cnn' or 'auto'")
     head: nn.Module
-    if dueling:
-        head = DuelingHead(encoder.output_dim, num_actions, hidden_sizes=(), activation=activation)
+    if distributional is not None:
+        head = distributional.head(encoder.output_dim, num_actions, dueling=dueling, linear=linear)
+    elif dueling:
+        head = DuelingHead(encoder.output_dim, num_actions, hidden_sizes=(), activation=activation, linear=linear)
     else:
-        head = nn.Linear(encoder.output_dim, num_actions)
+        head = linear(encoder.output_dim, num_actions)
     net = QNetwork(encoder, head)
     if init == "xavier_uniform":
         for module in net.modules():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,18 @@ def machine() -> str:
     return f"{platform.node()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
+FEW_SEEDS = 5  # below this, a bootstrap CI of the IQM over seeds is little more than the range of the scores
+
+
+def few_seeds_warning(label: str, seeds: int) -> str | None:
+    """One line saying a CI over ``seeds`` seeds cannot be read as an interval, or ``None`` when there are enough."""
+    if seeds >= FEW_SEEDS:
+        return None
+    return (f"warning: {label}: {seeds} seed{'s' if seeds != 1 else ''}; with fewer than {FEW_SEEDS} the 95% CI of "
+            f"the IQM is little more than the range of the scores: run more seeds (--seeds {FEW_SEEDS} or more) "
+            f"before reading it as an interval.")
+
+
 def write_report(runs: list[Run], references: list[Reference], out_dir: str | Path, *, command: str | None = None,
                  reps: int = 2000) -> Path:
     """Write ``report.md``, ``runs.csv`` and, per experiment, ``<label>.csv`` and ``<label>.png`` into ``out_dir``."""
@@ -143,6 +156,10 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
                   + (f" (returns {returns})" if summary.metric != "return" else ""),
                   f"- **IQM {summary.iqm:.2f} [95% CI {summary.ci[0]:.2f}, {summary.ci[1]:.2f}]**, mean {summary.mean:.2f}",
                   f"- curve: `{name}.csv`, ![{summary.label}]({name}.png)", ""]
+        warning = few_seeds_warning(summary.label, len(summary.runs))
+        if warning is not None:
+            lines += [f"- {warning}", ""]
+            print(f"qlearn-report: {warning}", file=sys.stderr)
         behaviour = behaviour_return(summary.runs[0].dataset)
         if behaviour is not None:
             lines += [f"- the dataset's behaviour policy: mean episode return {behaviour:.1f}", ""]
