@@ -11,16 +11,14 @@ samples at s and at s' for the penalty; ``NormalTape``, in each side's order) an
 CORL's policy computes ``log_std = m * raw + c`` with two learned scalars (``log_std_multiplier`` m = 1 and
 ``log_std_offset`` c = -1 at the start); qlearn's ``TanhGaussianActor`` has no such scalars. The copy puts CORL's
 effective log-std layer (``m W``, ``m b + c``) into qlearn's head, and the comparison is on those effective
-weights, so the scalars' own learning shows as a difference. CORL also steps alpha and the policy before the
-critics (its policy loss and alpha loss use the critics before their step); qlearn's REDQ steps the critics
-first and evaluates the actor on the updated critics. Neither has a switch here (``qlearn/agents/redq.py`` is
-another change's); the row names both, and ``--diagnose`` shows what is left when CORL's scalars are frozen.
+weights, so the scalars' own learning shows as a difference; there is no switch for it. CORL computes every loss
+from the networks before any step and steps alpha, the policy, then the critics: REDQ's
+``actor_loss_before_critic_step=true`` is that update (the critic loss and its samples first, then the policy
+loss on the pre-step critic, then the critic step). ``--diagnose`` freezes CORL's two scalars (not CORL's
+behaviour) to show that the rest agrees.
 
-Measured on 2026-12-03 (float64, one Adam kernel, 200 updates) with a throwaway patch of qlearn's update that
-computes every loss from the pre-step networks and steps alpha, actor, critics (CORL's order): 5.3e-7 with CORL's
-scalars frozen (the rest of the update agrees; the residue is CORL's float32 log alpha), 2.3e-1 with them
-learning; with qlearn's order and frozen scalars, 4.5e-1 (float32). So an "actor before critic" switch must
-also take the critics' samples and the policy loss from the networks before any step to match CORL.
+Measured on 2026-12-03 (float64, one Adam kernel, 200 updates): 5.3e-7 with the scalars frozen (the residue is
+CORL's float32 log alpha); with them learning, 2.3e-1; with qlearn's default order and frozen scalars, 2.5e-1.
 
     python benchmarks/lockstep/cql_corl.py [--diagnose]
 """
@@ -50,7 +48,8 @@ from qlearn.types import Batch, EnvSpec  # noqa: E402
 OBS_DIM, ACTION_DIM = 11, 3  # Hopper
 CORL_CONFIG = Path("configs") / "offline" / "cql" / "hopper" / "medium_replay_v2.yaml"
 # The CORL Hopper config's values where cql_mujoco (the CQL authors' values) differs.
-REFERENCE_OVERRIDES = ["agent.critic_regularizer.weight=10.0", "agent.actor_lr=3e-5", "agent.alpha_lr=3e-5"]
+REFERENCE_OVERRIDES = ["agent.critic_regularizer.weight=10.0", "agent.actor_lr=3e-5", "agent.alpha_lr=3e-5",
+                       "agent.actor_loss_before_critic_step=true"]
 
 
 class ReshapingTape(NormalTape):
@@ -166,8 +165,8 @@ DIFFERENCES = [
     "policy and alpha lr 1e-4 vs 3e-5 -> agent.actor_lr=3e-5 agent.alpha_lr=3e-5",
     "CORL's policy has learned log-std scalars (log_std = m raw + c; m=1, c=-1 at the start), qlearn's "
     "TanhGaussianActor none -> no switch (compared on CORL's effective layer)",
-    "CORL steps alpha and the policy before the critics (policy loss on the critics before their step); qlearn's "
-    "REDQ steps the critics first -> no switch here (an actor-before-critic switch in redq.py is another change's)",
+    "CORL computes every loss before any step (policy loss on the pre-step critics); qlearn's REDQ steps the "
+    "critics first -> agent.actor_loss_before_critic_step=true",
     "(the same: 3x256 nets, 10 uniform + 10 pi(s) + 10 pi(s') proposals at s with importance weights, temp 1, "
     "deterministic backup, min of 2 targets, summed critic losses, Polyak 0.005, target entropy -|A|; "
     "CORL's orthogonal init is copied over)",
