@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drq_speed import timed  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
+from drq_speed import interleaved  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 from qlearn.agents import DQN
 from qlearn.buffers import ReplayBuffer
 from qlearn.distributional import Categorical, ImplicitQuantile, QuantileRegression
@@ -142,13 +142,7 @@ def bare_update(agent: str, device: torch.device):  # type: ignore[no-untyped-de
 def rates(agent: str, updates: int, repeats: int, device: torch.device) -> dict[str, list[float]]:
     """Updates per second of each side, ``repeats`` interleaved rounds of ``updates`` after 5 warm-up updates."""
     sides = {"qlearn": qlearn_update(agent, device), "bare": bare_update(agent, device)}
-    for fn in sides.values():
-        timed(fn, 5, device)
-    out: dict[str, list[float]] = {k: [] for k in sides}
-    for _ in range(repeats):
-        for k, fn in sides.items():
-            out[k].append(timed(fn, updates, device))
-    return out
+    return interleaved(sides, updates, repeats, device)
 
 
 def main() -> None:

@@ -115,7 +115,11 @@ def timed(fn, n: int, device: torch.device) -> float:  # type: ignore[no-untyped
 
 def rates(updates: int, repeats: int, device: torch.device) -> dict[str, list[float]]:
     """Updates per second of each side, ``repeats`` interleaved rounds of ``updates`` after 5 warm-up updates."""
-    sides = {"qlearn": qlearn_update(device), "bare": bare_update(device)}
+    return interleaved({"qlearn": qlearn_update(device), "bare": bare_update(device)}, updates, repeats, device)
+
+
+def interleaved(sides: dict, updates: int, repeats: int, device: torch.device) -> dict[str, list[float]]:  # type: ignore[type-arg]
+    """Rates of each side's update function: 5 warm-up calls, then ``repeats`` rounds of ``updates``, in turns."""
     for fn in sides.values():
         timed(fn, 5, device)
     out: dict[str, list[float]] = {k: [] for k in sides}
