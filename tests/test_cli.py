@@ -230,3 +230,22 @@ def test_sigterm_writes_a_checkpoint_then_resume_auto_finishes(tmp_path: Path) -
     proc = run(TRAIN + RESUME + [f"total_steps={step + 500}", "resume=auto", f"hydra.run.dir={run_dir}"])
     assert proc.returncode == 0, proc.stderr
     assert json.loads((run_dir / "results.json").read_text())["total_steps"] == step + 500
+
+
+def test_a_setting_added_after_the_run_was_made_keeps_its_default_unless_the_command_names_it() -> None:
+    from omegaconf import OmegaConf
+
+    from qlearn.cli.resume import config_for_resume
+    from qlearn.errors import QlearnError
+
+    old = {"network": {"hidden_sizes": [16]}, "total_steps": 100, "env": {"id": "CartPole-v1"}}
+    stored = {"resolved": old, "composed": old}
+    fresh = OmegaConf.create({"network": {"hidden_sizes": [16], "noisy": False}, "total_steps": 200,
+                              "env": {"id": "CartPole-v1"}})
+    merged = config_for_resume(stored, fresh, ["resume=auto", "total_steps=200"])  # a newer qlearn's default
+    assert merged.network.noisy is False and merged.total_steps == 200
+    for named in ("network.noisy=false", "+network.noisy=false", "network={hidden_sizes:[16],noisy:false}"):
+        with pytest.raises(QlearnError, match="network.noisy cannot change when a run resumes"):
+            config_for_resume(stored, fresh, ["resume=auto", named])
+    with pytest.raises(QlearnError, match="network.hidden_sizes cannot change"):  # a stored setting stays guarded
+        config_for_resume(stored, OmegaConf.merge(fresh, {"network": {"hidden_sizes": [32]}}), ["resume=auto"])

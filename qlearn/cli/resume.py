@@ -5,7 +5,9 @@ A checkpoint stores the run's config twice: resolved (what ran) and as composed 
 the command line's overrides into the composed config and resolves it again. Budgets, evaluation, checkpoint and
 logging cadence, exploration schedules and the device may change; anything else (network and buffer shapes, the
 agent's settings, whose optimizer states and target networks were built with the old values, the env, the seed,
-the update schedule) is refused with one line: a silent no-op would be worse.
+the update schedule) is refused with one line: a silent no-op would be worse. A setting the run's qlearn did not
+have yet (absent from its stored config) keeps its default, which is the old behaviour (qlearn adds switches that
+way), unless the command names it.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ def config_for_resume(stored: dict[str, Any], fresh: DictConfig | None, override
         fresh.env.id = old["env"]["id"]
     new = OmegaConf.to_container(fresh, resolve=True)
     old_flat, new_flat = _flat(old), _flat(new)
+    named = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     refused = [key for key in sorted(set(old_flat) | set(new_flat))
-               if old_flat.get(key, "<unset>") != new_flat.get(key, "<unset>") and not _changeable(key)]
+               if old_flat.get(key, "<unset>") != new_flat.get(key, "<unset>") and not _changeable(key)
+               and (key in old_flat or _names(named, key))]
     if refused:  # name a setting the command changed itself before one that only follows it
         key = min(refused, key=lambda k: _follows(fresh, k) is not None)
         follows = _follows(fresh, key)
@@ -66,6 +70,11 @@ def config_for_resume(stored: dict[str, Any], fresh: DictConfig | None, override
             "eval.*, checkpoint and log intervals, logger.*, exploration schedules and device can change."
         )
     return fresh  # type: ignore[return-value]
+
+
+def _names(named: list[str], key: str) -> bool:
+    """Whether a command-line key (``network.noisy``, or a section above it such as ``network``) sets ``key``."""
+    return any(key == n or key.startswith(n + ".") for n in named)
 
 
 def _follows(cfg: DictConfig, key: str) -> str | None:
