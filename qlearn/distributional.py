@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from qlearn.losses.distributional import categorical_projection, quantile_huber_loss
 from qlearn.networks.distributional import CategoricalHead, ImplicitQuantileHead, QuantileHead
+from qlearn.networks.noisy import LinearFactory
 
 
 def _next_action(q: nn.Module, q_target: nn.Module, next_obs: Tensor, double: bool,
@@ -47,7 +48,7 @@ class Categorical:
         return torch.linspace(self.v_min, self.v_max, self.num_atoms)
 
     def head(self, in_dim: int, num_actions: int, dueling: bool = False,
-             linear: type[nn.Module] = nn.Linear) -> nn.Module:
+             linear: LinearFactory = nn.Linear) -> nn.Module:
         return CategoricalHead(in_dim, num_actions, self.support(), dueling, linear)
 
     def loss(self, q: Any, q_target: Any, obs: Tensor, action: Tensor, next_obs: Tensor, reward: Tensor,
@@ -81,7 +82,7 @@ class QuantileRegression:
         return (2 * torch.arange(n, device=device, dtype=torch.float32) + 1) / (2 * n)  # tau-hat_i
 
     def head(self, in_dim: int, num_actions: int, dueling: bool = False,
-             linear: type[nn.Module] = nn.Linear) -> nn.Module:
+             linear: LinearFactory = nn.Linear) -> nn.Module:
         return QuantileHead(in_dim, num_actions, self.num_quantiles, dueling, linear)
 
     def loss(self, q: Any, q_target: Any, obs: Tensor, action: Tensor, next_obs: Tensor, reward: Tensor,
@@ -113,7 +114,7 @@ class ImplicitQuantile:
         self.embedding_dim, self.kappa = int(embedding_dim), float(kappa)
 
     def head(self, in_dim: int, num_actions: int, dueling: bool = False,
-             linear: type[nn.Module] = nn.Linear) -> nn.Module:
+             linear: LinearFactory = nn.Linear) -> nn.Module:
         return ImplicitQuantileHead(in_dim, num_actions, self.embedding_dim, self.num_tau_act, dueling, linear)
 
     def loss(self, q: Any, q_target: Any, obs: Tensor, action: Tensor, next_obs: Tensor, reward: Tensor,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from qlearn.agents import DQN
+from qlearn.agents import DQN, REDQ
 from qlearn.distributional import Categorical, ImplicitQuantile, QuantileRegression
 from qlearn.errors import QlearnError
 from qlearn.losses.distributional import categorical_projection, quantile_huber_loss
@@ -140,6 +140,28 @@ def test_noisy_dqn_resamples_noise_when_acting_and_not_when_evaluating() -> None
     kept = layer.eps_out.clone()
     agent.act(torch.randn(1, 3))
     assert torch.equal(kept, layer.eps_out)
+
+
+def test_noisy_sigma0_sets_every_noisy_layer_and_is_refused_where_it_cannot_act() -> None:
+    spec = EnvSpec(obs_shape=(3,), obs_dtype="float32", action_shape=(), num_actions=2)
+    agent = DQN.from_spec(spec, network={"hidden_sizes": (8,), "dueling": True, "noisy": True, "noisy_sigma0": 0.1},
+                          distributional=Categorical(num_atoms=5, v_min=0.0, v_max=4.0))
+    layers = [m for m in agent.q.modules() if isinstance(m, NoisyLinear)]
+    assert len(layers) >= 3  # the hidden layer and both dueling streams
+    for layer in layers + [m for m in agent.q_target.modules() if isinstance(m, NoisyLinear)]:
+        scale = 0.1 / math.sqrt(layer.in_features)  # Fortunato et al. (2018), Sec. 3.2: sigma0 / sqrt(p)
+        assert torch.allclose(layer.weight_sigma, torch.full_like(layer.weight_sigma, scale))
+        assert torch.allclose(layer.bias_sigma, torch.full_like(layer.bias_sigma, scale))
+    default = next(m for m in DQN.from_spec(spec, network={"hidden_sizes": (8,), "noisy": True}).q.modules()
+                   if isinstance(m, NoisyLinear))
+    assert torch.allclose(default.weight_sigma, torch.full_like(default.weight_sigma, 0.5 / math.sqrt(3)))
+    with pytest.raises(QlearnError, match="noisy_sigma0=0.1 takes effect only with noisy layers"):
+        DQN.from_spec(spec, network={"hidden_sizes": (8,), "noisy_sigma0": 0.1})
+    continuous = EnvSpec(obs_shape=(3,), obs_dtype="float32", action_shape=(1,), action_low=(-1.0,),
+                         action_high=(1.0,))
+    REDQ.from_spec(continuous, network={"hidden_sizes": (8,), "noisy": False, "noisy_sigma0": None})  # the defaults
+    with pytest.raises(QlearnError, match="noisy_sigma0 unset"):
+        REDQ.from_spec(continuous, network={"hidden_sizes": (8,), "noisy_sigma0": 0.1})
 
 
 def _bandit_batch(rewards: torch.Tensor) -> Batch:

@@ -12,13 +12,14 @@ import math
 
 import torch
 from torch import Tensor, nn
+from qlearn.networks.noisy import LinearFactory
 
 
 class _AtomOutput(nn.Module):
     """``[B, F] -> [B, A, K]``: one linear layer, or dueling value ``[B, 1, K]`` + centred advantage."""
 
     def __init__(self, in_dim: int, num_actions: int, num_atoms: int, dueling: bool,
-                 linear: type[nn.Module]) -> None:
+                 linear: LinearFactory) -> None:
         super().__init__()
         self.num_actions, self.num_atoms = int(num_actions), int(num_atoms)
         self.advantage = linear(in_dim, self.num_actions * self.num_atoms)
@@ -39,7 +40,7 @@ class CategoricalHead(nn.Module):
     """
 
     def __init__(self, in_dim: int, num_actions: int, support: Tensor, dueling: bool = False,
-                 linear: type[nn.Module] = nn.Linear) -> None:
+                 linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         self.register_buffer("support", support.clone())
         self.logits = _AtomOutput(in_dim, num_actions, support.numel(), dueling, linear)
@@ -59,7 +60,7 @@ class QuantileHead(nn.Module):
     """
 
     def __init__(self, in_dim: int, num_actions: int, num_quantiles: int, dueling: bool = False,
-                 linear: type[nn.Module] = nn.Linear) -> None:
+                 linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         self.quantiles = _AtomOutput(in_dim, num_actions, num_quantiles, dueling, linear)
 
@@ -81,7 +82,7 @@ class ImplicitQuantileHead(nn.Module):
     """
 
     def __init__(self, in_dim: int, num_actions: int, embedding_dim: int = 64, num_tau_act: int = 32,
-                 dueling: bool = False, linear: type[nn.Module] = nn.Linear) -> None:
+                 dueling: bool = False, linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         self.num_tau_act = int(num_tau_act)
         self.register_buffer("frequencies", math.pi * torch.arange(int(embedding_dim), dtype=torch.float32))

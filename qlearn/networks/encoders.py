@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from qlearn.networks.mlp import hidden_layers
+from qlearn.networks.noisy import LinearFactory
 
 
 PIXEL_MAX = 255.0  # uint8 frames: 0..255
@@ -47,7 +48,7 @@ class MLPEncoder(nn.Module):
         activation: str | type[nn.Module] = "relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
-        linear: type[nn.Module] = nn.Linear,
+        linear: LinearFactory = nn.Linear,
     ) -> None:
         super().__init__()
         in_dim = math.prod(int(d) for d in obs_shape)
@@ -94,7 +95,7 @@ class NatureCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 4, feature_dim: int = 512, padding: str = "valid",
-                 screen_size: int = 84, linear: type[nn.Module] = nn.Linear) -> None:
+                 screen_size: int = 84, linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")

@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from qlearn.errors import QlearnError
+from qlearn.networks.noisy import LinearFactory
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -44,7 +45,7 @@ def hidden_layers(
     activation: str | type[nn.Module] = "relu",
     layer_norm: bool = False,
     dropout: float = 0.0,
-    linear: type[nn.Module] = nn.Linear,
+    linear: LinearFactory = nn.Linear,
 ) -> list[nn.Module]:
     """The hidden blocks of an MLP, each ``Linear -> [Dropout] -> [LayerNorm] -> activation``.
 
@@ -102,7 +103,7 @@ class MLP(nn.Module):
         activation: str | type[nn.Module] = "relu",
         layer_norm: bool = False,
         dropout: float = 0.0,
-        linear: type[nn.Module] = nn.Linear,
+        linear: LinearFactory = nn.Linear,
     ) -> None:
         super().__init__()
         self.in_dim = int(in_dim)
@@ -127,8 +128,9 @@ def mlp_settings(network: Mapping[str, Any] | None, owner: str) -> tuple[tuple[i
                           "(use network=mlp).")
     if network.pop("dueling", False):
         raise QlearnError(f"{owner} has no Q-head over discrete actions to make dueling: set network.dueling=false.")
-    if network.pop("noisy", False):
-        raise QlearnError(f"{owner} explores without noisy layers: set network.noisy=false.")
+    if network.pop("noisy", False) or network.pop("noisy_sigma0", None) is not None:
+        raise QlearnError(f"{owner} explores without noisy layers: set network.noisy=false and leave "
+                          "network.noisy_sigma0 unset.")
     hidden_sizes = tuple(int(h) for h in network.pop("hidden_sizes", (256, 256)))
     activation = str(network.pop("activation", "relu"))
     if network:

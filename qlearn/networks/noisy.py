@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from qlearn.errors import QlearnError
+
+LinearFactory = Callable[[int, int], nn.Module]  # ``(in_features, out_features) -> layer``: nn.Linear or NoisyLinear
+SIGMA0 = 0.5  # Fortunato et al. (2018), Sec. 3.2, factorised noise
 
 
 class NoisyLinear(nn.Module):
@@ -20,7 +27,7 @@ class NoisyLinear(nn.Module):
     Draws use the global torch generator (checkpointed by the trainer).
     """
 
-    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5) -> None:
+    def __init__(self, in_features: int, out_features: int, sigma0: float = SIGMA0) -> None:
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         bound = 1.0 / math.sqrt(self.in_features)
@@ -63,6 +70,12 @@ def has_noise(module: nn.Module) -> bool:
     return any(isinstance(layer, NoisyLinear) for layer in module.modules())
 
 
-def linear_layer(noisy: bool) -> type[nn.Module]:
-    """The linear layer class a network builds its fully connected layers from."""
-    return NoisyLinear if noisy else nn.Linear
+def linear_layer(noisy: bool, sigma0: float | None = None) -> LinearFactory:
+    """The linear layer a network builds its fully connected layers from: ``nn.Linear``, or ``NoisyLinear``
+    with initial noise scale ``sigma0`` (``None``: the paper's 0.5)."""
+    if not noisy:
+        if sigma0 is not None:
+            raise QlearnError(f"network.noisy_sigma0={sigma0} takes effect only with noisy layers: set "
+                              "network.noisy=true, or drop noisy_sigma0.")
+        return nn.Linear
+    return functools.partial(NoisyLinear, sigma0=SIGMA0 if sigma0 is None else float(sigma0))

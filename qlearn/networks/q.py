@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
 from qlearn.networks.mlp import MLP
-from qlearn.networks.noisy import linear_layer
+from qlearn.networks.noisy import LinearFactory, linear_layer
 
 
 class DuelingHead(nn.Module):
@@ -35,7 +35,7 @@ class DuelingHead(nn.Module):
         num_actions: int,
         hidden_sizes: Sequence[int] = (),
         activation: str | type[nn.Module] = "relu",
-        linear: type[nn.Module] = nn.Linear,
+        linear: LinearFactory = nn.Linear,
     ) -> None:
         super().__init__()
         self.num_actions = int(num_actions)
@@ -85,6 +85,7 @@ def build_q_network(
     padding: str = "valid",
     init: str = "torch",
     noisy: bool = False,
+    noisy_sigma0: float | None = None,
     distributional: Any = None,
 ) -> nn.Module:
     """Build a :class:`QNetwork` for one observation shape and ``num_actions`` actions.
@@ -101,7 +102,8 @@ def build_q_network(
     zero bias).
 
     ``noisy=True`` builds every fully connected layer (hidden, fc and output; not the convolutions) as a
-    :class:`~qlearn.networks.noisy.NoisyLinear` (Fortunato et al., 2018). ``distributional`` is a block of
+    :class:`~qlearn.networks.noisy.NoisyLinear` (Fortunato et al., 2018) with initial noise scale ``noisy_sigma0``
+    (``None``: the paper's 0.5). ``distributional`` is a block of
     :mod:`qlearn.distributional` (C51, QR-DQN, IQN) that builds the head; the network's ``forward`` then
     returns expected Q-values and its ``distribution`` the return distribution.
 
@@ -117,7 +119,7 @@ def build_q_network(
     if kind == "auto":
         kind = "nature_cnn" if len(obs_shape) == 3 else "mlp"
     encoder: MLPEncoder | NatureCNN
-    linear = linear_layer(noisy)
+    linear = linear_layer(noisy, noisy_sigma0)
     if kind == "mlp":
         encoder = MLPEncoder(obs_shape, hidden_sizes, activation, linear=linear)
     elif kind == "nature_cnn":
