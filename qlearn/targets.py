@@ -58,6 +58,13 @@ def td_target(
     return reward + discount * not_done * next_value  # [B]
 
 
+def masked_argmax(values: Tensor, allowed: Tensor | None) -> Tensor:
+    """``argmax_a`` over the allowed actions, ``[B, A] -> [B, 1]`` (over all of them when ``allowed`` is ``None``)."""
+    if allowed is not None:
+        values = values.masked_fill(~allowed, float("-inf"))
+    return values.argmax(dim=-1, keepdim=True)
+
+
 class GreedyNextValue:
     """DQN next-state value ``V(s') = max_a' Q_target(s', a')`` (Mnih et al., 2015, Alg. 1).
 
@@ -67,8 +74,12 @@ class GreedyNextValue:
     selects_with_online = False  # distributional blocks take the next action from the target network
 
     @no_grad
-    def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:
-        return q_target(next_obs).max(dim=-1).values  # [B, A] -> [B]
+    def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor, allowed: Tensor | None = None) -> Tensor:
+        """``allowed`` ``[B, A]`` (bool) restricts the max to those actions (discrete BCQ's filter)."""
+        scores = q_target(next_obs)  # [B, A]
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        return scores.max(dim=-1).values  # [B]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -87,10 +98,12 @@ class DoubleQNextValue:
     selects_with_online = True  # distributional blocks take the next action from the online network
 
     @no_grad
-    def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor) -> Tensor:
+    def __call__(self, q: nn.Module, q_target: nn.Module, next_obs: Tensor, allowed: Tensor | None = None) -> Tensor:
+        """``allowed`` ``[B, A]`` (bool) restricts the online argmax to those actions (discrete BCQ, Fujimoto et
+        al., 2019, Eq. 4)."""
         online = q(next_obs)  # [B, A]
         scores = online if q_target is q else q_target(next_obs)  # [B, A]
-        best = online.argmax(dim=-1, keepdim=True)  # [B, 1] chosen by the online net
+        best = masked_argmax(online, allowed)  # [B, 1] chosen by the online net
         return scores.gather(-1, best).squeeze(-1)  # [B] scored by the target net
 
     def __repr__(self) -> str:

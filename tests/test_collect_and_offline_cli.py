@@ -65,7 +65,7 @@ def test_collect_refuses_to_overwrite(cartpole_datasets: Path) -> None:
     assert (cartpole_datasets / "CartPole-v1-random.hdf5").read_bytes() == before
 
 
-@pytest.mark.parametrize("experiment", ["iql_discrete", "cql_discrete", "bc_discrete"])
+@pytest.mark.parametrize("experiment", ["iql_discrete", "cql_discrete", "bc_discrete", "bcq_discrete"])
 def test_offline_presets_train_and_evaluate_from_a_collected_dataset(cartpole_datasets: Path, tmp_path: Path,
                                                                      experiment: str) -> None:
     run_dir = tmp_path / "run"

@@ -12,7 +12,8 @@ from qlearn.types import EnvSpec
 
 register_resolvers()
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discrete", "bc_discrete", "iql_finetune"}
+OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discrete", "bc_discrete", "bcq_discrete",
+           "iql_finetune"}
 ONLINE = [e for e in EXPERIMENTS if e not in OFFLINE]
 SPECS = {
     "CartPole-v1": EnvSpec((4,), "float32", (), num_actions=2),
@@ -81,6 +82,12 @@ def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
         assert isinstance(reg, ContinuousCQLPenalty) and (reg.weight, reg.num_samples, reg.lagrange_gap) == (5.0, 10, None)
         assert agent.optimizers["actor"].param_groups[0]["lr"] == 1e-4
         assert len(agent.critic.linear_layers()) == 4  # three hidden layers of 256
+    elif experiment == "bcq_discrete":  # sfujim/BCQ regular_parameters: threshold 0.3, Huber, Adam 3e-4, Polyak 0.005
+        assert isinstance(agent, DQN) and isinstance(agent.next_value, DoubleQNextValue) and agent.loss == "huber"
+        assert (agent.imitation.threshold, agent.imitation.logit_penalty) == (0.3, 0.01) and agent.max_grad_norm is None
+        assert (agent.target_updater.tau, agent.target_updater.every) == (0.005, 1) and agent.gamma == 0.99
+        assert agent.optimizers["q"].param_groups[0]["lr"] == 3e-4
+        assert {id(p) for p in agent.imitation.parameters()} <= {id(p) for p in agent.optimizers["q"].param_groups[0]["params"]}
     elif experiment == "cql_discrete":
         assert isinstance(agent, DQN) and isinstance(agent.next_value, DoubleQNextValue)
         assert isinstance(agent.regularizer, CQLPenalty) and agent.regularizer.weight == 1.0

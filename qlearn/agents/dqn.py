@@ -13,11 +13,12 @@ from qlearn.agents.saving import records_build
 from qlearn.augment import Augmentation
 from qlearn.distributional import Distributional
 from qlearn.errors import QlearnError
+from qlearn.imitation import ImitationFilter
 from qlearn.losses.td import td_loss
 from qlearn.networks.noisy import has_noise, reset_noise
 from qlearn.networks.q import build_q_network
 from qlearn.optim import OptimizerFactory, adam
-from qlearn.targets import GreedyNextValue, td_target
+from qlearn.targets import GreedyNextValue, masked_argmax, td_target
 from qlearn.types import Batch, EnvSpec, Metrics
 from qlearn.updaters import PolyakUpdate, make_target
 from qlearn.utils import no_grad
@@ -56,6 +57,9 @@ class DQN(Agent):
         distributional: a block of :mod:`qlearn.distributional` (C51, QR-DQN, IQN); ``q`` must then have its
             head (``from_spec`` builds it). Its per-sample loss replaces ``l`` and ``loss``; ``next_value``
             then only says which network picks the next action (Greedy: target, Double: online).
+        imitation: discrete BCQ's behaviour model and filter (Fujimoto et al., 2019): the greedy action and the
+            next action of the target are argmaxes over the actions it allows, and its behaviour-cloning loss is
+            added to the TD loss under the same optimizer (one Adam over both networks, as the authors' code).
         seed: seeds the augmentation's generator (saved with the agent); unused without ``augmentation``.
     """
 
@@ -73,14 +77,19 @@ class DQN(Agent):
         regularizer: Callable[[Tensor, Tensor], Tensor] | None = None,
         augmentation: Augmentation | None = None,
         distributional: Distributional | None = None,
+        imitation: ImitationFilter | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         if distributional is not None and not hasattr(q, "distribution"):
             raise QlearnError("a distributional DQN needs a Q-network with a distributional head: build it with "
                               "build_q_network(..., distributional=<the same block>)")
+        if imitation is not None and (imitation.network is None or distributional is not None):
+            raise QlearnError("an imitation filter needs its network (DQN.from_spec builds it) and works with "
+                              "expected Q-values: drop agent.distributional or agent.imitation.")
         self.q = q
         self.q_target = make_target(q)
+        self.imitation = imitation
         self.distributional = distributional
         self.noisy = has_noise(q)  # noise resampled before each update and each acting step
         self.num_actions = int(num_actions)
@@ -95,7 +104,8 @@ class DQN(Agent):
         self.regularizer = regularizer
         self.augmentation = augmentation
         self.augmentation_generator = torch.Generator().manual_seed(int(seed)) if augmentation is not None else None
-        self.optimizers = {"q": optimizer(self.q.parameters())}
+        self._trained = list(q.parameters()) + (list(imitation.parameters()) if imitation is not None else [])
+        self.optimizers = {"q": optimizer(self._trained)}
 
     @classmethod
     @records_build  # a call with plain settings is remembered, so agent.save() can rebuild it
@@ -118,6 +128,9 @@ class DQN(Agent):
         assert spec.num_actions is not None
         net_cfg = dict(network or {})
         q = build_q_network(spec.obs_shape, spec.num_actions, distributional=kwargs.get("distributional"), **net_cfg)
+        imitation = kwargs.get("imitation")
+        if imitation is not None and imitation.network is None:  # G(a|s): the Q-network's shape, its own weights
+            imitation.network = build_q_network(spec.obs_shape, spec.num_actions, **net_cfg)
         return cls(q, spec.num_actions, optimizer=adam(lr, adam_eps), **kwargs)
 
     @no_grad
@@ -127,7 +140,9 @@ class DQN(Agent):
         q = self._modules["q"]  # `self.q` goes through nn.Module.__getattr__: 1-2 us a step
         if self.noisy and self.training:
             reset_noise(q)
-        return q(obs).argmax(dim=-1)  # `self.q` goes through nn.Module.__getattr__: 1-2 us a step
+        if self.imitation is not None:
+            return masked_argmax(q(obs), self.imitation.allowed(obs)).squeeze(-1)
+        return q(obs).argmax(dim=-1)
 
     def update(self, batch: Batch) -> Metrics:
         q, q_target = self.q, self.q_target  # one nn.Module attribute lookup each
@@ -146,7 +161,10 @@ class DQN(Agent):
         if self.distributional is not None:
             return self._distributional_update(obs, action, next_obs, batch, discount, target_net)
         with torch.no_grad():
-            next_v = self.next_value(q, target_net, next_obs)  # [B]
+            if self.imitation is None:
+                next_v = self.next_value(q, target_net, next_obs)  # [B]
+            else:  # discrete BCQ: the next action among those the behaviour model allows
+                next_v = self.next_value(q, target_net, next_obs, self.imitation.allowed(next_obs))
             y = td_target(batch.reward, batch.terminated, next_v, discount)  # [B]
         q_all = q(obs)  # [B, A]
         q_a = q_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)  # [B]
@@ -157,8 +175,12 @@ class DQN(Agent):
             reg = self.regularizer(q_all, batch.action)
             loss = loss + reg
             metrics["train/regularizer"] = reg.detach()
+        if self.imitation is not None:
+            imitation_loss = self.imitation.loss(obs, action)
+            loss = loss + imitation_loss
+            metrics["train/imitation_loss"] = imitation_loss.detach()
         self._step_q(loss)
-        metrics["train/loss"] = td if self.regularizer is None else loss.detach()
+        metrics["train/loss"] = td if self.regularizer is None and self.imitation is None else loss.detach()
         if batch.weight is not None:  # prioritized replay: the trainer feeds |delta| back as priorities
             metrics["td_error"] = (q_a.detach() - y).abs()  # [B]
         return metrics
@@ -183,7 +205,7 @@ class DQN(Agent):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
+            nn.utils.clip_grad_norm_(self._trained, self.max_grad_norm)
         optimizer.step()
         self.target_updater(self.q, self.q_target, self._count_update())
 
