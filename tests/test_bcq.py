@@ -44,6 +44,11 @@ def test_the_imitation_loss_is_nll_plus_the_logit_penalty() -> None:
     loss = ImitationFilter(0.3, logit_penalty=0.01, network=nn.Identity()).loss(LOGITS, torch.tensor([1]))
     expected = math.log(math.exp(1) + math.exp(2) + math.exp(-3)) - 2.0 + 0.01 * (1 + 4 + 9) / 3
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+    d3rlpy_like = ImitationFilter(0.3, logit_penalty=0.5, penalize="log_probs", network=nn.Identity())
+    log_probs = LOGITS - torch.logsumexp(LOGITS, dim=-1, keepdim=True)  # d3rlpy squares Categorical(...).logits
+    nll = -log_probs[0, 1].item()
+    assert d3rlpy_like.loss(LOGITS, torch.tensor([1])).item() == pytest.approx(
+        nll + 0.5 * log_probs.pow(2).mean().item(), rel=1e-6)
 
 
 def test_bad_settings_are_refused_in_one_line() -> None:
@@ -51,6 +56,8 @@ def test_bad_settings_are_refused_in_one_line() -> None:
         ImitationFilter(1.0)
     with pytest.raises(QlearnError, match="logit_penalty=-1"):
         ImitationFilter(0.3, logit_penalty=-1)
+    with pytest.raises(QlearnError, match="penalize='probs'"):
+        ImitationFilter(0.3, penalize="probs")
     spec = EnvSpec(obs_shape=(3,), obs_dtype="float32", action_shape=(), num_actions=3)
     with pytest.raises(QlearnError, match="drop agent.distributional or agent.imitation"):
         DQN.from_spec(spec, imitation=ImitationFilter(), distributional=Categorical(5, 0.0, 1.0))
