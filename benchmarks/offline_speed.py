@@ -1,4 +1,4 @@
-"""Offline update speed: IQL, continuous CQL and discrete CQL gradient steps per second. Prints; not a test.
+"""Offline update speed: IQL, continuous CQL, discrete CQL and discrete BCQ gradient steps per second. Prints; not a test.
 
     python benchmarks/offline_speed.py                    # all three, ~3 minutes on 2 CPU cores
     python benchmarks/offline_speed.py --only iql --threads 1 --device cuda
@@ -32,6 +32,7 @@ from redq_speed import timed  # benchmarks/ is the script's directory, so on sys
 
 from qlearn import EnvSpec
 from qlearn.agents import DQN, IQL, REDQ
+from qlearn.imitation import ImitationFilter
 from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
 from qlearn.networks import MLP
 from qlearn.offline import OfflineDataset
@@ -190,6 +191,27 @@ def bare_discrete_cql(device: torch.device) -> Callable[[Batch], None]:
     return update
 
 
+def bare_discrete_bcq(device: torch.device, threshold: float = 0.3) -> Callable[[Batch], None]:
+    """Discrete BCQ (sfujim/BCQ's update): Double-DQN target over the imitation-allowed actions, Huber TD loss,
+    NLL + 1e-2 logits^2 for the imitation net, one Adam over both networks."""
+    q_net, target, imitation = (mlp([4, H, H, 2], device) for _ in range(3))
+    target.load_state_dict(q_net.state_dict())
+    opt = torch.optim.Adam([*q_net.parameters(), *imitation.parameters()], lr=LR, fused=True)
+
+    def update(b: Batch) -> None:
+        with torch.no_grad():
+            log_probs = F.log_softmax(imitation(b.next_obs), -1)
+            allowed = (log_probs - log_probs.max(-1, keepdim=True).values).exp() > threshold
+            best = q_net(b.next_obs).masked_fill(~allowed, float("-inf")).argmax(-1, keepdim=True)
+            y = b.reward + GAMMA * (1 - b.terminated) * target(b.next_obs).gather(-1, best).squeeze(-1)
+        q = q_net(b.obs).gather(-1, b.action.unsqueeze(-1)).squeeze(-1)
+        logits = imitation(b.obs)
+        step(opt, F.smooth_l1_loss(q, y) + F.cross_entropy(logits, b.action) + 1e-2 * logits.pow(2).mean())
+        polyak(q_net, target)
+
+    return update
+
+
 # --------------------------------------------------------------------------- qlearn agents
 def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
     if name == "iql":
@@ -198,14 +220,22 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
         return REDQ.from_spec(HOPPER, num_q=2, actor_q="min", network={"hidden_sizes": (H, H)}, actor_lr=1e-4,
                               alpha_lr=1e-4, next_value=SoftMinNextValue(2, backup_entropy=False),
                               critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
+    if name == "bcq_discrete":
+        return DQN(MLP(4, 2, (H, H)), 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="huber",
+                   max_grad_norm=None, target_updater=PolyakUpdate(TAU),
+                   imitation=ImitationFilter(0.3, 1e-2, network=MLP(4, 2, (H, H)))).to(device)
     q = MLP(4, 2, (H, H))
     return DQN(q, 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="mse", max_grad_norm=None,
                target_updater=PolyakUpdate(TAU), regularizer=CQLPenalty(1.0)).to(device)
 
 
+BARE = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql, "bcq_discrete": bare_discrete_bcq}
+DISCRETE = ("cql_discrete", "bcq_discrete")  # CartPole sizes; the others Hopper's
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["iql", "cql", "cql_discrete"])
+    parser.add_argument("--only", action="append", choices=["iql", "cql", "cql_discrete", "bcq_discrete"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--updates", type=int, default=200)
@@ -219,11 +249,10 @@ def main() -> None:
           f"{args.repeats} rounds (medians)")
     print("| agent | qlearn trainer upd/s | qlearn update upd/s | bare math upd/s | bare / trainer | bare / update |")
     print("|---|---|---|---|---|---|")
-    bare_builders = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql}
-    for name in args.only or ["iql", "cql", "cql_discrete"]:
+    for name in args.only or list(BARE):
         torch.manual_seed(0)
-        data = dataset(CARTPOLE if name == "cql_discrete" else HOPPER, device)
-        agent, trainer_agent, bare = qlearn_agent(name, device), qlearn_agent(name, device), bare_builders[name](device)
+        data = dataset(CARTPOLE if name in DISCRETE else HOPPER, device)
+        agent, trainer_agent, bare = qlearn_agent(name, device), qlearn_agent(name, device), BARE[name](device)
         batches = [data.sample(B) for _ in range(args.updates)]
         times: dict[str, list[float]] = {"trainer": [], "update": [], "bare": []}
         for fn in (lambda: [agent.update(b) for b in batches[:20]], lambda: [bare(b) for b in batches[:20]]):

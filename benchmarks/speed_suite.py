@@ -16,14 +16,15 @@ benchmarks' functions, so peak memory is per agent. Workloads (``--quick`` shrin
 * sac, redq, droq: Hopper-v5 after 1,000 random start steps, ``redq_speed.bench_preset``: qlearn's
   ``OnlineTrainer`` (env steps + acting + sampling + G updates) vs the bare update math alone (no env),
   timed over 200 / 10 / 20 env steps per round (200 / 200 / 400 updates).
-* iql, cql, cql_discrete, bc: offline gradient steps at Hopper-v5 sizes (CartPole's for cql_discrete)
-  on ``offline_speed.dataset``: ``OfflineTrainer`` (device sampling + update + bookkeeping) vs the
-  bare math of ``offline_speed`` (bc: IQL's actor step with unit weights), 200 / 20 / 400 / 400 updates.
+* iql, cql, cql_discrete, bcq_discrete, bc: offline gradient steps at Hopper-v5 sizes (CartPole's for the
+  discrete ones) on ``offline_speed.dataset``: ``OfflineTrainer`` (device sampling + update + bookkeeping) vs
+  the bare math of ``offline_speed`` (bc: IQL's actor step with unit weights), 200 / 20 / 400 / 400 / 400
+  updates.
 
 Columns: ``qlearn`` and ``bare PyTorch`` are rates (medians over ``--repeats`` interleaved rounds);
 ``time vs bare`` = qlearn time / bare time = bare rate / qlearn rate (1.00 = no overhead); ``peak RSS``
 = the child's ``ru_maxrss`` (it ran both qlearn and bare), with the RSS after imports in brackets.
-Peer rows (``stable_baselines3``: dqn, sac; ``d3rlpy``: iql, cql, cql_discrete, bc) time the peer on the
+Peer rows (``stable_baselines3``: dqn, sac; ``d3rlpy``: iql, cql, cql_discrete, bcq_discrete, bc) time the peer on the
 same workload when it is importable; their ratio uses the qlearn row's bare figure.
 """
 
@@ -53,10 +54,10 @@ from offline_speed import B, CARTPOLE, H, HOPPER
 
 # Workload size per agent: env steps (dqn, double_dqn, Hopper online, per round) or updates (offline, per round).
 FULL = {"dqn": 40_000, "double_dqn": 40_000, "drq_eps": 30, "sac": 200, "redq": 10, "droq": 20,
-        "iql": 200, "cql": 20, "cql_discrete": 400, "bc": 400}
+        "iql": 200, "cql": 20, "cql_discrete": 400, "bcq_discrete": 400, "bc": 400}
 QUICK = {"dqn": 2_000, "double_dqn": 2_000, "drq_eps": 2, "sac": 10, "redq": 1, "droq": 1,
-         "iql": 10, "cql": 2, "cql_discrete": 20, "bc": 20}
-PEERS = {"stable_baselines3": ("dqn", "sac"), "d3rlpy": ("iql", "cql", "cql_discrete", "bc")}
+         "iql": 10, "cql": 2, "cql_discrete": 20, "bcq_discrete": 20, "bc": 20}
+PEERS = {"stable_baselines3": ("dqn", "sac"), "d3rlpy": ("iql", "cql", "cql_discrete", "bcq_discrete", "bc")}
 
 
 def rss_mib() -> float:
@@ -101,12 +102,11 @@ def bare_bc(device: torch.device):  # type: ignore[no-untyped-def]
 def offline(agent: str, n: int, repeats: int, device: str) -> tuple[list[float], list[float], str]:
     dev = torch.device(device)
     torch.manual_seed(0)
-    data = offline_speed.dataset(CARTPOLE if agent == "cql_discrete" else HOPPER, dev)
+    data = offline_speed.dataset(CARTPOLE if agent in offline_speed.DISCRETE else HOPPER, dev)
     if agent == "bc":
         qagent, bare = BC.from_spec(HOPPER, network={"hidden_sizes": (H, H)}).to(dev), bare_bc(dev)
     else:
-        builders = {"iql": offline_speed.bare_iql, "cql": offline_speed.bare_cql, "cql_discrete": offline_speed.bare_discrete_cql}
-        qagent, bare = offline_speed.qlearn_agent(agent, dev), builders[agent](dev)
+        qagent, bare = offline_speed.qlearn_agent(agent, dev), offline_speed.BARE[agent](dev)
     batches = [data.sample(B) for _ in range(n)]
     warm = min(n, 20)
     trainer = OfflineTrainer(qagent, data, total_updates=warm, batch_size=B, log_every=10**9, progress=False)
@@ -144,13 +144,14 @@ def peer_rates(peer: str, agent: str, n: int, repeats: int, device: str) -> list
                 for _ in range(repeats)]
     import d3rlpy
 
-    data = offline_speed.dataset(CARTPOLE if agent == "cql_discrete" else HOPPER, torch.device("cpu"))
+    data = offline_speed.dataset(CARTPOLE if agent in offline_speed.DISCRETE else HOPPER, torch.device("cpu"))
     n_data, timeouts = len(data.rewards), data.timeouts.numpy().copy()
     timeouts[-1] = True  # close the last episode
     mdp = d3rlpy.dataset.MDPDataset(data.observations.numpy(), data.actions.numpy().reshape(n_data, -1),
                                     data.rewards.numpy(), data.terminals.numpy(), timeouts)
     config = {"iql": d3rlpy.algos.IQLConfig, "cql": d3rlpy.algos.CQLConfig,
-              "cql_discrete": d3rlpy.algos.DiscreteCQLConfig, "bc": d3rlpy.algos.BCConfig}[agent](batch_size=B)
+              "cql_discrete": d3rlpy.algos.DiscreteCQLConfig, "bcq_discrete": d3rlpy.algos.DiscreteBCQConfig,
+              "bc": d3rlpy.algos.BCConfig}[agent](batch_size=B)
     algo = config.create(device="cuda:0" if device == "cuda" else "cpu:0")
     def fit(k: int) -> None:
         algo.fit(mdp, n_steps=k, n_steps_per_epoch=k, show_progress=False, logger_adapter=d3rlpy.logging.NoopAdapterFactory())
