@@ -28,18 +28,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HEADER, Row, both_kernels, copy_layers, largest_difference, layers, peer_module  # noqa: E402
+from d3rlpy_discrete import CARTPOLE, NUM_ACTIONS, OBS_DIM, feed_both, named_pairs  # noqa: E402
 from dqn_cleanrl import qlearn_config  # noqa: E402
 
 from qlearn import build_agent  # noqa: E402
-from qlearn.types import Batch, EnvSpec  # noqa: E402
 
-OBS_DIM, NUM_ACTIONS, BATCH = 4, 2, 256  # CartPole; the preset's batch size
 TARGET_INTERVAL = 50
 LR = 1e-3  # both sides (d3rlpy's default 6.25e-5, the authors' 3e-4): fast enough for the filter to bind in 200 updates
 
@@ -51,8 +48,6 @@ def reference_overrides(interval: int = TARGET_INTERVAL) -> list[str]:
 
 def compare(overrides: list[str], updates: int) -> tuple[float, str]:
     d3rlpy = peer_module("d3rlpy")
-    from d3rlpy.dataset import TransitionMiniBatch
-
     torch.manual_seed(0)
     algo = d3rlpy.algos.DiscreteBCQConfig(target_update_interval=TARGET_INTERVAL, share_encoder=False,
                                           learning_rate=LR).create(device="cpu:0")
@@ -61,30 +56,14 @@ def compare(overrides: list[str], updates: int) -> tuple[float, str]:
     q_funcs, targ_q_funcs, imitator = modules.q_funcs, modules.targ_q_funcs, modules.imitator
 
     cfg = qlearn_config(["experiment=bcq_discrete", *overrides])
-    spec = EnvSpec.from_spaces(gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), dtype=np.float32),
-                               gym.spaces.Discrete(NUM_ACTIONS))
-    agent = build_agent(cfg.agent, spec)
+    agent = build_agent(cfg.agent, CARTPOLE)
     copy_layers(layers(agent.q), layers(q_funcs))
     copy_layers(layers(agent.q_target), layers(targ_q_funcs))
     copy_layers(layers(agent.imitation.network), layers(imitator))
 
-    g = torch.Generator().manual_seed(0)
-    for _ in range(updates):
-        obs, next_obs = torch.randn(BATCH, OBS_DIM, generator=g), torch.randn(BATCH, OBS_DIM, generator=g)
-        action = (obs[:, 0] > 0).long()  # a behaviour the imitator can learn, so the filter binds
-        reward = torch.randn(BATCH, generator=g)
-        terminated = (torch.rand(BATCH, generator=g) < 0.05).float()
-        agent.update(Batch(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated))
-        column = lambda t: t.reshape(-1, 1).numpy().astype(np.float32)  # noqa: E731
-        algo.update(TransitionMiniBatch(
-            observations=obs.numpy(), actions=column(action), rewards=column(reward),
-            next_observations=next_obs.numpy(), next_actions=column(action), terminals=column(terminated),
-            intervals=np.ones((BATCH, 1), np.float32), transitions=[]))
-    pairs = [(f"q.{i}", a, b) for i, (a, b) in enumerate(zip(agent.q.parameters(), q_funcs.parameters()))]
-    pairs += [(f"q_target.{i}", a, b) for i, (a, b) in enumerate(zip(agent.q_target.parameters(),
-                                                                     targ_q_funcs.parameters()))]
-    pairs += [(f"imitation.{i}", a, b) for i, (a, b) in enumerate(zip(agent.imitation.network.parameters(),
-                                                                      imitator.parameters()))]
+    feed_both(agent, algo, updates, behaviour=lambda obs, g: (obs[:, 0] > 0).long())  # learnable: the filter binds
+    pairs = named_pairs(("q", agent.q, q_funcs), ("q_target", agent.q_target, targ_q_funcs),
+                        ("imitation", agent.imitation.network, imitator))
     return largest_difference(pairs)
 
 
