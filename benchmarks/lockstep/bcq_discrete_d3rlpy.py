@@ -32,13 +32,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HEADER, Row, both_kernels, copy_layers, largest_difference, layers, peer_module  # noqa: E402
-from d3rlpy_discrete import CARTPOLE, NUM_ACTIONS, OBS_DIM, feed_both, named_pairs  # noqa: E402
+from d3rlpy_discrete import (CARTPOLE, FLOAT32_ONLY, HARD_COPY, NUM_ACTIONS, OBS_DIM, feed_both,  # noqa: E402
+                             named_pairs)
 from dqn_cleanrl import qlearn_config  # noqa: E402
 
 from qlearn import build_agent  # noqa: E402
 
 TARGET_INTERVAL = 50
-LR = 1e-3  # both sides (d3rlpy's default 6.25e-5, the authors' 3e-4): fast enough for the filter to bind in 200 updates
+LR = 1e-3  # both sides (d3rlpy's default 6.25e-5, the authors' 3e-4): the filter binds within 200 updates
 
 
 def reference_overrides(interval: int = TARGET_INTERVAL) -> list[str]:
@@ -73,10 +74,7 @@ def main(updates: int = 200) -> list[Row]:
         "d3rlpy share_encoder=False (the authors' separate imitation network)",
         "penalty 1e-2 on logits^2 -> 0.5 on log_probs^2: agent.imitation.logit_penalty=0.5 penalize=log_probs "
         "(d3rlpy beta)", f"lr 3e-4 -> agent.lr={LR} (d3rlpy learning_rate={LR} here; its default 6.25e-5)",
-        "Polyak 0.005 -> hard copy: agent.target_updater.tau=1.0 every=50 (d3rlpy target_update_interval=50 here; "
-        "its default 8000 is every=8000)",
-        "first copy after update `every` -> after update 1: agent.target_updater.offset=1"],
-        note="d3rlpy casts batches to float32: no float64 check")]
+        *HARD_COPY], note=FLOAT32_ONLY)]
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HEADER, Row, both_kernels, copy_layers, largest_difference, layers, peer_module  # noqa: E402
-from d3rlpy_discrete import CARTPOLE, NUM_ACTIONS, OBS_DIM, feed_both, named_pairs  # noqa: E402
+from d3rlpy_discrete import (CARTPOLE, FLOAT32_ONLY, HARD_COPY, NUM_ACTIONS, OBS_DIM, feed_both,  # noqa: E402
+                             named_pairs)
 from dqn_cleanrl import qlearn_config  # noqa: E402
 
 from qlearn import build_agent  # noqa: E402
@@ -63,10 +64,7 @@ def main(updates: int = 200) -> list[Row]:
     (worst, where), fused = both_kernels(lambda: compare(reference_overrides(), updates))
     return [Row("discrete CQL (cql_discrete) vs d3rlpy DiscreteCQL", updates, worst, where, fused, [
         "MSE -> agent.loss=huber", "lr 2.5e-4 -> agent.lr=6.25e-5",
-        "Polyak 0.005 -> hard copy: agent.target_updater.tau=1.0 every=50 (d3rlpy target_update_interval=50 here; "
-        "its default 8000 is every=8000)",
-        "first copy after update `every` -> after update 1: agent.target_updater.offset=1"],
-        note="d3rlpy casts batches to float32: no float64 check")]
+        *HARD_COPY], note=FLOAT32_ONLY)]
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@ CARTPOLE = EnvSpec.from_spaces(gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), dtype
                                gym.spaces.Discrete(NUM_ACTIONS))
 
 
+# what every d3rlpy discrete pair sets on qlearn's side for d3rlpy's periodic hard copy, and why no float64 check
+HARD_COPY = ["Polyak 0.005 -> hard copy: agent.target_updater.tau=1.0 every=50 (d3rlpy target_update_interval=50 "
+             "here; its default 8000 is every=8000)",
+             "first copy after update `every` -> after update 1: agent.target_updater.offset=1"]
+FLOAT32_ONLY = "d3rlpy casts batches to float32: no float64 check"
+
+
 def random_actions(obs: Tensor, g: torch.Generator) -> Tensor:
     return torch.randint(NUM_ACTIONS, (obs.shape[0],), generator=g)
 
