@@ -3,7 +3,7 @@
 on a folder Minari wrote (issue 16: discrete BCQ "on a dataset written by Minari's own writer").
 
     MINARI_DATASETS_PATH=/work/minari python benchmarks/minari_cartpole.py \\
-        --source datasets/CartPole-v1-medium-replay.hdf5 --dataset-id cartpole/medium-replay-v0
+        --source benchmarks/results/offline/data/CartPole-v1-medium-replay.hdf5 --dataset-id cartpole/medium-replay-v0
 
 Episodes are cut at terminal or time-out flags (the last one at the end of the data); within an episode each
 ``next_observation`` must equal the following ``observation``, as Minari stores one observation sequence per
