@@ -101,6 +101,15 @@ def test_one_update_has_the_hand_computed_loss_and_trains_both_networks() -> Non
     assert not torch.equal(agent.q.weight, torch.tensor(IDENTITY))
 
 
+def test_the_command_line_builder_shows_the_blocks_own_refusal() -> None:
+    from qlearn.cli.build import build_agent as cli_build_agent
+
+    config = {"_target_": "qlearn.agents.DQN.from_spec",
+              "imitation": {"_target_": "qlearn.imitation.ImitationFilter", "threshold": 1.5}}
+    with pytest.raises(QlearnError, match=r"^imitation threshold=1.5: use a value in \[0, 1\)"):
+        cli_build_agent(config, EnvSpec((4,), "float32", (), num_actions=2), torch.device("cpu"))
+
+
 def test_a_built_agent_saves_and_loads_its_imitation_network(tmp_path: Path) -> None:
     torch.manual_seed(0)
     spec = EnvSpec(obs_shape=(4,), obs_dtype="float32", action_shape=(), num_actions=2)

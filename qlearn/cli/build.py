@@ -97,7 +97,11 @@ def build_agent(agent_cfg: Any, spec: EnvSpec, device: torch.device) -> Agent:
     try:
         return saving.build_agent(agent_cfg, spec, device)
     except InstantiationException as exc:
-        raise QlearnError(f"could not build the agent from its config: {str(exc).splitlines()[0]}") from exc
+        cause = exc.__cause__  # a block's own refusal (e.g. a threshold out of range) is the line to show
+        if isinstance(cause, QlearnError):
+            raise QlearnError(str(cause)) from exc
+        reason = f" {type(cause).__name__}: {cause}" if cause is not None else ""
+        raise QlearnError(f"could not build the agent from its config: {str(exc).splitlines()[0]}{reason}") from exc
     except TypeError as exc:
         raise QlearnError(_unknown_setting(exc, "agent", agent_cfg) or f"could not build the agent: {exc}") from exc
 
