@@ -1,4 +1,5 @@
-"""Exploration schedules and epsilon-greedy action selection for discrete actions.
+"""Exploration: schedules and epsilon-greedy action selection for discrete actions, Gaussian action noise for
+deterministic continuous policies (also TD3's target-policy smoothing).
 
 Steps here count *environment steps* (the trainer's counter), unlike agent-side intervals,
 which count update calls.
@@ -187,3 +188,41 @@ class EpsilonGreedy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(schedule={self.schedule!r}, num_actions={self.num_actions})"
+
+
+class GaussianActionNoise:
+    """``clip(a + scale * clip(sigma * xi, -noise_clip, noise_clip), low, high)``, ``xi ~ N(0, I)``.
+
+    Exploration noise of TD3 and DDPG (``noise_clip=None``; Fujimoto et al., 2018, Sec. 6.1: sigma 0.1) and
+    TD3's target-policy smoothing (Eq. 15: sigma 0.2 clipped to 0.5). ``sigma`` and ``noise_clip`` are in units
+    of the action box's half-width ``scale``, as the TD3 code's ``max_action * sigma`` on symmetric boxes and
+    CleanRL's ``action_scale * sigma``; the noisy action is clipped back into ``[low, high]``. ``sigma = 0``
+    returns ``a`` unchanged and draws nothing. The draws come from ``generator`` (``None``: the global one).
+    """
+
+    def __init__(self, sigma: float, noise_clip: float | None = None) -> None:
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        if noise_clip is not None and noise_clip <= 0:
+            raise ValueError(f"noise_clip must be > 0 or null (no clipping), got {noise_clip}")
+        self.sigma = float(sigma)
+        self.noise_clip = None if noise_clip is None else float(noise_clip)
+
+    def __call__(
+        self,
+        action: torch.Tensor,
+        scale: torch.Tensor,
+        low: torch.Tensor,
+        high: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The noisy actions ``[B, A]`` for ``action`` ``[B, A]``; ``scale``, ``low``, ``high`` are ``[A]``."""
+        if self.sigma == 0.0:
+            return action
+        noise = self.sigma * torch.randn(action.shape, generator=generator, device=action.device, dtype=action.dtype)
+        if self.noise_clip is not None:
+            noise = noise.clamp(-self.noise_clip, self.noise_clip)
+        return torch.maximum(torch.minimum(action + scale * noise, high), low)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sigma={self.sigma}, noise_clip={self.noise_clip})"

@@ -3,7 +3,8 @@
 A next-value block is a plain callable with its hyperparameters in ``__init__``, so Hydra can pick
 it with ``_target_`` and an agent can swap variants without a flag: ``(q, q_target, next_obs) -> [B]``
 for DQN (Greedy, Double), ``(policy, critic_target, next_obs, alpha, members) -> [B]`` for the soft
-actor-critics (REDQ, SAC, DroQ, CQL).
+actor-critics (REDQ, SAC, DroQ, CQL), ``(actor_target, critic_target, next_obs, generator) -> [B]`` for the
+deterministic ones (TD3, DDPG, TD3+BC).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from qlearn.exploration import GaussianActionNoise
 from qlearn.utils import no_grad
 
 Policy = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -165,3 +167,31 @@ class SoftMinNextValue:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_min={self.num_min}, backup_entropy={self.backup_entropy})"
+
+
+class SmoothedMinNextValue:
+    """TD3's next-state value ``V(s') = min_i Q_target_i(s', clip(mu_target(s') + eps, low, high))`` over all critics.
+
+    ``eps`` is the target-policy smoothing noise, ``clip(N(0, sigma^2), -c, c)`` in units of the action box's
+    half-width (Fujimoto et al., 2018, Eq. 15; the TD3 code: sigma 0.2, c 0.5), drawn by ``noise``. With two
+    critics the min is clipped double-Q (Eq. 10); with one critic and ``sigma = 0`` it is DDPG's
+    ``Q_target(s', mu_target(s'))`` (Lillicrap et al., 2016, Alg. 1).
+
+    Args:
+        noise: the smoothing noise; ``None`` is TD3's ``GaussianActionNoise(0.2, noise_clip=0.5)``.
+    """
+
+    def __init__(self, noise: GaussianActionNoise | None = None) -> None:
+        self.noise = noise if noise is not None else GaussianActionNoise(0.2, noise_clip=0.5)
+
+    @no_grad
+    def __call__(
+        self, actor_target: nn.Module, critic_target: nn.Module, next_obs: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """``[B]`` values of ``next_obs``; ``actor_target`` has ``scale``, ``low``, ``high`` (a DeterministicActor)."""
+        next_action = self.noise(actor_target(next_obs), actor_target.scale, actor_target.low, actor_target.high,
+                                 generator)
+        return critic_target(next_obs, next_action).min(dim=0).values  # [N, B] -> [B]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(noise={self.noise!r})"

@@ -39,13 +39,15 @@ def leaf_differences(a: object, b: object, path: str = "") -> list[str]:
 def test_every_experiment_composes_and_builds_its_agent(experiment: str) -> None:
     import torch
 
-    from qlearn.agents import DQN, REDQ
+    from qlearn.agents import DQN, REDQ, TD3
 
     cfg = resolved([f"experiment={experiment}"])
     spec = SPECS[cfg["env"]["id"]]
     agent = build_agent(cfg["agent"], spec, torch.device("cpu"))
     if spec.discrete:
         assert isinstance(agent, DQN) and agent.num_actions == spec.num_actions
+    elif isinstance(agent, TD3):  # the policy's own noise explores; the targets move when the actor steps
+        assert cfg.get("exploration") is None and agent.target_updater.every == agent.policy_delay
     else:
         assert isinstance(agent, REDQ) and cfg.get("exploration") is None
         assert agent.actor_update_every == cfg["trainer"]["updates_per_step"]  # one actor step per env step
@@ -141,6 +143,16 @@ def test_rainbow_differs_from_dqn_only_in_its_six_switches() -> None:
         ".buffer.sampler",                                                 # prioritized replay
         ".exploration.schedule.end", ".exploration.schedule.start",        # noisy nets: no epsilon
         ".network.dueling", ".network.noisy"]                              # (n-step: already 5 in dqn_cartpole)
+
+
+def test_ddpg_differs_from_td3_in_the_critics_the_smoothing_and_the_delay() -> None:
+    for td3, ddpg in (("td3_pendulum", "ddpg_pendulum"), ("td3_mujoco", "ddpg_mujoco")):
+        assert leaf_differences(resolved([f"experiment={td3}"]), resolved([f"experiment={ddpg}"])) == [
+            ".agent.next_value.noise.noise_clip", ".agent.next_value.noise.sigma",  # no target-policy smoothing
+            ".agent.num_q", ".agent.policy_delay", ".agent.target_updater.every"]  # one critic, no delay
+    td3 = resolved(["experiment=td3_mujoco"])  # the sfujim/TD3 code's main.py and TD3.py
+    assert (td3["trainer"]["random_steps"], td3["trainer"]["batch_size"], td3["agent"]["target_updater"]["every"]) == (
+        25_000, 256, 2)
 
 
 def test_evaluations_follow_the_budget_unless_set() -> None:

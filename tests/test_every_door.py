@@ -22,7 +22,7 @@ register_resolvers()
 AGENTS = sorted(p.stem for p in (CONFIG_DIR / "agent").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 OFFLINE_AGENTS = {"bc", "bcq_discrete", "cql", "cql_discrete", "iql"}
-CONTINUOUS = {"sac", "redq", "droq", "cql"}  # the rest take discrete actions (iql and bc take both)
+CONTINUOUS = {"sac", "redq", "droq", "cql", "td3", "ddpg"}  # the rest take discrete actions (iql and bc take both)
 # a few steps of anything: tiny budgets, intervals, buffers and evaluations
 TINY = ["total_steps=300", "eval.episodes=1", "+env.max_episode_steps=100", "device=cpu", "logger=none"]
 TINY_ONLINE = ["eval.every=150", "trainer.learning_starts=64", "trainer.random_steps=0", "trainer.batch_size=32",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qlearn.losses.cql import CQLPenalty, ContinuousCQLPenalty, cql_continuous_penalty, cql_discrete_penalty
+from qlearn.losses.deterministic import deterministic_actor_loss, td3_bc_actor_loss
 from qlearn.losses.distributional import categorical_projection, quantile_huber_loss
 from qlearn.losses.iql import awr_actor_loss, awr_weights, expectile_loss
 from qlearn.losses.sac import sac_actor_loss, temperature_loss
@@ -16,10 +17,12 @@ __all__ = [
     "categorical_projection",
     "cql_continuous_penalty",
     "cql_discrete_penalty",
+    "deterministic_actor_loss",
     "ensemble_td_loss",
     "expectile_loss",
     "quantile_huber_loss",
     "sac_actor_loss",
+    "td3_bc_actor_loss",
     "td_loss",
     "temperature_loss",
 ]

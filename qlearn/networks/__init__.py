@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from qlearn.networks.actors import CategoricalActor, GaussianActor, TanhGaussianActor, tanh_gaussian_log_prob
+from qlearn.networks.actors import (
+    CategoricalActor,
+    DeterministicActor,
+    GaussianActor,
+    TanhGaussianActor,
+    tanh_gaussian_log_prob,
+)
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
 from qlearn.networks.ensemble import DiscreteQEnsemble, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, QEnsemble
 from qlearn.networks.mlp import MLP, hidden_layers, mlp_settings, resolve_activation
@@ -17,6 +23,7 @@ __all__ = [
     "TanhGaussianActor",
     "GaussianActor",
     "CategoricalActor",
+    "DeterministicActor",
     "tanh_gaussian_log_prob",
     "MLP",
     "DuelingHead",

@@ -1,4 +1,5 @@
-"""Stochastic actors: a tanh-squashed Gaussian (SAC/REDQ/CQL), a tanh-mean Gaussian (IQL, BC) and a softmax policy."""
+"""Actors: a tanh-squashed Gaussian (SAC/REDQ/CQL), a tanh-mean Gaussian (IQL, BC), a softmax policy and a
+deterministic tanh policy (TD3, DDPG, TD3+BC)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,49 @@ class TanhGaussianActor(nn.Module):
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Actions only, without autograd: ``[B, A]``."""
         return self(obs, deterministic)[0]
+
+
+class DeterministicActor(nn.Module):
+    """TD3's and DDPG's policy ``mu(s) = center + scale * tanh(f(s))``, an MLP ``f`` (Fujimoto et al., 2018).
+
+    ``center`` and ``scale`` map ``(-1, 1)`` onto the env's ``[low, high]`` (the TD3 code's
+    ``max_action * tanh``, which assumes a box symmetric around 0). Exploration and target smoothing noise
+    are added outside, by :class:`qlearn.exploration.GaussianActionNoise`, in units of ``scale``.
+
+    Args:
+        obs_dim: flat observation size.
+        action_low, action_high: per-dimension action bounds (finite).
+        hidden_sizes: width of each hidden layer.
+        activation: nonlinearity name or ``nn.Module`` class.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str | type[nn.Module] = "relu",
+    ) -> None:
+        super().__init__()
+        low, high = action_bounds(action_low, action_high, "DeterministicActor")
+        self.action_dim = int(low.numel())
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+        self.register_buffer("center", (high + low) / 2)
+        self.register_buffer("scale", (high - low) / 2)
+        last = hidden_sizes[-1] if len(hidden_sizes) > 0 else obs_dim
+        self.trunk = nn.Sequential(*hidden_layers(obs_dim, hidden_sizes, activation))
+        self.head = nn.Linear(last, self.action_dim)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Actions ``[B, A]`` inside the env's bounds."""
+        return self.center + self.scale * torch.tanh(self.head(self.trunk(obs.flatten(1).to(self.head.weight.dtype))))
+
+    @no_grad
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        """``mu(s)`` without autograd: ``[B, A]`` (the policy is deterministic; noise is the agent's)."""
+        return self(obs)
 
 
 class GaussianActor(nn.Module):
