@@ -13,7 +13,7 @@ from qlearn.types import EnvSpec
 register_resolvers()
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 OFFLINE = {"iql_mujoco", "cql_mujoco", "bc_mujoco", "iql_discrete", "cql_discrete", "bc_discrete", "bcq_discrete",
-           "iql_finetune"}
+           "iql_finetune", "td3bc_mujoco", "sac_n_mujoco", "edac_mujoco"}
 ONLINE = [e for e in EXPERIMENTS if e not in OFFLINE]
 SPECS = {
     "CartPole-v1": EnvSpec((4,), "float32", (), num_actions=2),
@@ -57,8 +57,8 @@ def test_every_experiment_composes_and_builds_its_agent(experiment: str) -> None
 def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
     import torch
 
-    from qlearn.agents import BC, DQN, IQL, REDQ
-    from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
+    from qlearn.agents import BC, DQN, IQL, REDQ, TD3
+    from qlearn.losses import ContinuousCQLPenalty, CQLPenalty, EnsembleGradientDiversity
     from qlearn.targets import DoubleQNextValue
 
     assert {p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")} >= OFFLINE
@@ -90,6 +90,17 @@ def test_offline_presets_carry_the_papers_settings(experiment: str) -> None:
         assert (agent.target_updater.tau, agent.target_updater.every) == (0.005, 1) and agent.gamma == 0.99
         assert agent.optimizers["q"].param_groups[0]["lr"] == 3e-4
         assert {id(p) for p in agent.imitation.parameters()} <= {id(p) for p in agent.optimizers["q"].param_groups[0]["params"]}
+    elif experiment == "td3bc_mujoco":  # Fujimoto & Gu, 2021: TD3's settings, alpha 2.5, normalised observations
+        assert isinstance(agent, TD3) and agent.bc_alpha == 2.5 and agent.policy_delay == 2
+        assert agent.critic.num_q == 2 and cfg["dataset"]["normalize_observations"]
+    elif kind in ("sac", "edac"):  # CORL Hopper medium-replay: SAC-N N = 200; EDAC N = 50, eta 1; min over all N
+        assert isinstance(agent, REDQ) and agent.actor_q == "min" and agent.next_value.backup_entropy
+        assert agent.critic.num_q == agent.next_value.num_min == (200 if kind == "sac" else 50)
+        assert len(agent.critic.linear_layers()) == 4  # three hidden layers of 256
+        if kind == "edac":
+            assert isinstance(agent.critic_regularizer, EnsembleGradientDiversity) and agent.critic_regularizer.eta == 1.0
+        else:
+            assert agent.critic_regularizer is None
     elif experiment == "cql_discrete":
         assert isinstance(agent, DQN) and isinstance(agent.next_value, DoubleQNextValue)
         assert isinstance(agent.regularizer, CQLPenalty) and agent.regularizer.weight == 1.0

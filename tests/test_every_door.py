@@ -21,8 +21,8 @@ register_resolvers()
 
 AGENTS = sorted(p.stem for p in (CONFIG_DIR / "agent").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-OFFLINE_AGENTS = {"bc", "bcq_discrete", "cql", "cql_discrete", "iql"}
-CONTINUOUS = {"sac", "redq", "droq", "cql", "td3", "ddpg"}  # the rest take discrete actions (iql and bc take both)
+OFFLINE_AGENTS = {"bc", "bcq_discrete", "cql", "cql_discrete", "iql", "td3_bc", "sac_n", "edac"}
+CONTINUOUS = {"sac", "redq", "droq", "cql", "td3", "ddpg", "td3_bc", "sac_n", "edac"}  # the rest take discrete actions (iql and bc take both)
 # a few steps of anything: tiny budgets, intervals, buffers and evaluations
 TINY = ["total_steps=300", "eval.episodes=1", "+env.max_episode_steps=100", "device=cpu", "logger=none"]
 TINY_ONLINE = ["eval.every=150", "trainer.learning_starts=64", "trainer.random_steps=0", "trainer.batch_size=32",
@@ -83,7 +83,7 @@ def test_every_agent_trains_through_the_command_line_path(agent: str, datasets: 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_trains_a_few_steps(preset: str, datasets: dict[str, Path], tmp_path: Path) -> None:
     overrides = [f"experiment={preset}", *TINY]
-    if preset.startswith(("iql", "cql", "bc")):
+    if preset.startswith(("iql", "cql", "bc", "td3bc", "sac_n", "edac")):
         discrete = preset.endswith("discrete")
         overrides += offline_options(preset, datasets, "CartPole-v1" if discrete else "Pendulum-v1")
         if preset == "iql_finetune":  # offline updates, then online steps with the dataset in the buffer

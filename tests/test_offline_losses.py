@@ -1,4 +1,4 @@
-"""CQL and IQL blocks against hand-computed values."""
+"""CQL, IQL and EDAC blocks against hand-computed values."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from torch import nn
 from qlearn.losses import (
     ContinuousCQLPenalty,
     CQLPenalty,
+    EnsembleGradientDiversity,
     awr_actor_loss,
     awr_weights,
     cql_continuous_penalty,
     cql_discrete_penalty,
     expectile_loss,
+    gradient_diversity,
 )
 from qlearn.types import Batch
 
@@ -132,3 +134,34 @@ def test_cql_lagrange_multiplier_moves_with_the_gap() -> None:
         high_gap(_FixedActor(), _SumCritic(), batch)
     assert low_gap.alpha_prime.item() > 1.0  # penalty above the threshold: alpha' grows
     assert high_gap.alpha_prime.item() < 1.0  # below: alpha' shrinks
+
+
+def test_gradient_diversity_by_hand() -> None:
+    """Two members, one state: unit gradients (0.6, 0.8) and (0, 1) have inner product 0.8, counted for i != j twice,
+    divided by N - 1 = 1; a third member orthogonal to the first adds its inner products and N - 1 = 2."""
+    grads = torch.tensor([[[3.0, 4.0]], [[0.0, 2.0]]])  # [N=2, B=1, A=2]
+    assert float(gradient_diversity(grads)) == pytest.approx(1.6)
+    three = torch.tensor([[[3.0, 4.0]], [[0.0, 2.0]], [[-4.0, 3.0]]])  # <g1,g3> = 0, <g2,g3> = 0.6
+    assert float(gradient_diversity(three)) == pytest.approx(2 * (0.8 + 0.0 + 0.6) / 2)
+    batch = torch.cat([grads, -grads], dim=1)  # a second state with opposite gradients: the same similarity
+    assert float(gradient_diversity(batch)) == pytest.approx(1.6)
+    with pytest.raises(ValueError, match="N >= 2"):
+        gradient_diversity(grads[:1])
+
+
+def test_edac_penalty_takes_each_members_own_action_gradient_and_trains_the_critics() -> None:
+    """Linear critics Q_i(s, a) = W_i [s, a] + b_i: grad_a Q_i is W_i's action columns, whatever the batch."""
+    from qlearn.networks import QEnsemble
+    from qlearn.types import Batch
+
+    torch.manual_seed(0)
+    critic = QEnsemble(obs_dim=2, action_dim=2, num_q=3, hidden_sizes=())
+    batch = Batch(torch.randn(5, 2), torch.rand(5, 2) * 2 - 1, torch.zeros(5), torch.randn(5, 2), torch.zeros(5))
+    penalty = EnsembleGradientDiversity(eta=0.5)(None, critic, batch)
+    action_columns = critic.linear_layers()[0].weight[:, 2:, 0].unsqueeze(1)  # [N, 1, A]: weight is [N, in, out]
+    expected = 0.5 * gradient_diversity(action_columns.detach())
+    torch.testing.assert_close(penalty.detach(), expected)
+    penalty.backward()
+    assert critic.linear_layers()[0].weight.grad.abs().sum() > 0  # create_graph: the penalty reaches the weights
+    with pytest.raises(ValueError, match="eta"):
+        EnsembleGradientDiversity(eta=-1.0)

@@ -112,7 +112,7 @@ def actor_pairs(actor: nn.Module, trunk: Sequence[nn.Linear], mean: nn.Linear,
     return pairs
 
 
-def rounding_floor(overrides: Sequence[str], updates: int, noise_draws: int = 2) -> float:
+def rounding_floor(overrides: Sequence[str], updates: int, noise_draws: int = 2, draw: str = "randn_like") -> float:
     """How far qlearn drifts from *itself* in float32 by rounding alone: two copies of the agent from the same weights,
     on the same batches and noise, one with PyTorch's per-tensor Adam and one with the fused kernel (the same
     update, rounded differently); the largest relative parameter difference after ``updates`` updates. Random
@@ -131,20 +131,20 @@ def rounding_floor(overrides: Sequence[str], updates: int, noise_draws: int = 2)
     for k, batch in enumerate(make_batches(updates)):
         for agent in (a, b):
             tape.load(k)  # each update takes the draws it needs, in order
-            with tape.patch_randn_like():
+            with getattr(tape, f"patch_{draw}")():  # the function the agent draws its noise through
                 agent.update(batch)
     pairs = [(n, p, q) for (n, p), q in zip(a.named_parameters(), b.parameters())]
     return largest_difference(pairs)[0]
 
 
 def pair_row(name: str, compare: Any, overrides: list[str], updates: int, differences: Sequence[str],
-             noise_draws: int = 2) -> Row:
+             noise_draws: int = 2, draw: str = "randn_like") -> Row:
     """An actor-critic pair's table row: float32 with one Adam kernel and with qlearn's fused one, and in the note
     the float64 comparison and the float32 rounding floor (qlearn loop vs fused Adam)."""
     (worst, where), fused = both_kernels(lambda: compare(overrides, updates))
     with adam_kernel(fused=False):
         exact, exact_where = compare(overrides, updates, dtype=torch.float64)
-    floor = rounding_floor(overrides, updates, noise_draws)
+    floor = rounding_floor(overrides, updates, noise_draws, draw)
     return Row(name, updates, worst, where, fused, list(differences),
                note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")
 

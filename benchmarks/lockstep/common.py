@@ -173,6 +173,32 @@ class NormalTape:
             torch.randn_like = original
 
     @contextlib.contextmanager
+    def patch_randn(self) -> Iterator[None]:
+        """``torch.randn(shape, ...)`` (qlearn's ``GaussianActionNoise``) reads the tape."""
+        original = torch.randn
+        torch.randn = lambda shape, **kw: self.next(shape, kw.get("dtype") or torch.float32, kw.get("device"))  # type: ignore
+        try:
+            yield
+        finally:
+            torch.randn = original
+
+    @contextlib.contextmanager
+    def patch_normal_(self) -> Iterator[None]:
+        """``Tensor.normal_(mean, std)`` (SB3's TD3 target noise) fills from the tape: ``mean + std * z``; a draw with
+        ``std == 0`` (SB3's DDPG) is zeros and takes nothing from the tape, as qlearn draws nothing then."""
+        original = torch.Tensor.normal_
+
+        def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, **kw: Any) -> Tensor:
+            with torch.no_grad():
+                return t.fill_(mean) if std == 0 else t.copy_(mean + std * self.next(t.shape, t.dtype, t.device))
+
+        torch.Tensor.normal_ = normal_  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            torch.Tensor.normal_ = original  # type: ignore[method-assign]
+
+    @contextlib.contextmanager
     def patch_distributions(self) -> Iterator[None]:
         """``torch.distributions.Normal.rsample``/``sample`` (SB3, CORL, the REDQ code) read the tape."""
         import torch.distributions.normal as normal_module
