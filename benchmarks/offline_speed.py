@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from redq_speed import timed  # benchmarks/ is the script's directory, so on sys.path
 
 from qlearn import EnvSpec
-from qlearn.agents import DQN, IQL, REDQ
+from qlearn.agents import DQN, IQL, REDQ, TD3
 from qlearn.imitation import ImitationFilter
 from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
 from qlearn.networks import MLP
@@ -213,6 +213,39 @@ def bare_discrete_bcq(device: torch.device, threshold: float = 0.3) -> Callable[
 
 
 # --------------------------------------------------------------------------- qlearn agents
+def bare_td3_bc(device: torch.device, alpha: float = 2.5) -> Callable[[Batch], None]:
+    """TD3+BC (the TD3 update plus the BC term): smoothed clipped double-Q target, the actor and both targets every
+    second update (Fujimoto & Gu, 2021; Fujimoto et al., 2018, Alg. 1)."""
+    o, a = 11, 3
+    critic, critic_target = Ensemble([o + a, H, H, 1], 2, device), Ensemble([o + a, H, H, 1], 2, device)
+    actor, actor_target = mlp([o, H, H, a], device), mlp([o, H, H, a], device)
+    critic_target.load_state_dict(critic.state_dict())
+    actor_target.load_state_dict(actor.state_dict())
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=LR, fused=True)
+    actor_opt = torch.optim.Adam(actor.parameters(), lr=LR, fused=True)
+    count = [0]
+
+    def update(b: Batch) -> None:
+        with torch.no_grad():
+            noise = (0.2 * torch.randn_like(b.action)).clamp(-0.5, 0.5)
+            next_action = (torch.tanh(actor_target(b.next_obs)) + noise).clamp(-1.0, 1.0)
+            next_q = critic_target(torch.cat([b.next_obs, next_action], -1)).squeeze(-1).min(dim=0).values
+            y = b.reward + GAMMA * (1 - b.terminated) * next_q
+        q = critic(torch.cat([b.obs, b.action], -1)).squeeze(-1)
+        step(critic_opt, 2 * F.mse_loss(q, y.expand_as(q)))
+        count[0] += 1
+        if count[0] % 2 == 0:
+            critic.requires_grad_(False)
+            pi = torch.tanh(actor(b.obs))
+            q1 = critic(torch.cat([b.obs, pi], -1))[0, :, 0]
+            step(actor_opt, -alpha / q1.abs().mean().detach() * q1.mean() + F.mse_loss(pi, b.action))
+            critic.requires_grad_(True)
+            polyak(critic, critic_target)
+            polyak(actor, actor_target)
+
+    return update
+
+
 def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
     if name == "iql":
         return IQL.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, actor_lr_decay_steps=1_000_000).to(device)
@@ -220,6 +253,8 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
         return REDQ.from_spec(HOPPER, num_q=2, actor_q="min", network={"hidden_sizes": (H, H)}, actor_lr=1e-4,
                               alpha_lr=1e-4, next_value=SoftMinNextValue(2, backup_entropy=False),
                               critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
+    if name == "td3_bc":
+        return TD3.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, bc_alpha=2.5).to(device)
     if name == "bcq_discrete":
         return DQN(MLP(4, 2, (H, H)), 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="huber",
                    max_grad_norm=None, target_updater=PolyakUpdate(TAU),
@@ -229,13 +264,14 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
                target_updater=PolyakUpdate(TAU), regularizer=CQLPenalty(1.0)).to(device)
 
 
-BARE = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql, "bcq_discrete": bare_discrete_bcq}
+BARE = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql, "bcq_discrete": bare_discrete_bcq,
+        "td3_bc": bare_td3_bc}
 DISCRETE = ("cql_discrete", "bcq_discrete")  # CartPole sizes; the others Hopper's
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["iql", "cql", "cql_discrete", "bcq_discrete"])
+    parser.add_argument("--only", action="append", choices=list(BARE))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--updates", type=int, default=200)

@@ -16,10 +16,10 @@ benchmarks' functions, so peak memory is per agent. Workloads (``--quick`` shrin
 * sac, redq, droq: Hopper-v5 after 1,000 random start steps, ``redq_speed.bench_preset``: qlearn's
   ``OnlineTrainer`` (env steps + acting + sampling + G updates) vs the bare update math alone (no env),
   timed over 200 / 10 / 20 env steps per round (200 / 200 / 400 updates).
-* iql, cql, cql_discrete, bcq_discrete, bc: offline gradient steps at Hopper-v5 sizes (CartPole's for the
-  discrete ones) on ``offline_speed.dataset``: ``OfflineTrainer`` (device sampling + update + bookkeeping) vs
-  the bare math of ``offline_speed`` (bc: IQL's actor step with unit weights), 200 / 20 / 400 / 400 / 400
-  updates.
+* iql, cql, cql_discrete, bcq_discrete, bc, td3_bc: offline gradient steps at Hopper-v5 sizes (CartPole's for
+  the discrete ones) on ``offline_speed.dataset``: ``OfflineTrainer`` (device sampling + update + bookkeeping) vs
+  the bare math of ``offline_speed`` (bc: IQL's actor step with unit weights; td3_bc: TD3's update, which TD3
+  and DDPG share, plus the BC term), 200 / 20 / 400 / 400 / 400 / 400 updates.
 
 Columns: ``qlearn`` and ``bare PyTorch`` are rates (medians over ``--repeats`` interleaved rounds);
 ``time vs bare`` = qlearn time / bare time = bare rate / qlearn rate (1.00 = no overhead); ``peak RSS``
@@ -54,9 +54,9 @@ from offline_speed import B, CARTPOLE, H, HOPPER
 
 # Workload size per agent: env steps (dqn, double_dqn, Hopper online, per round) or updates (offline, per round).
 FULL = {"dqn": 40_000, "double_dqn": 40_000, "drq_eps": 30, "sac": 200, "redq": 10, "droq": 20,
-        "iql": 200, "cql": 20, "cql_discrete": 400, "bcq_discrete": 400, "bc": 400}
+        "iql": 200, "cql": 20, "cql_discrete": 400, "bcq_discrete": 400, "bc": 400, "td3_bc": 400}
 QUICK = {"dqn": 2_000, "double_dqn": 2_000, "drq_eps": 2, "sac": 10, "redq": 1, "droq": 1,
-         "iql": 10, "cql": 2, "cql_discrete": 20, "bcq_discrete": 20, "bc": 20}
+         "iql": 10, "cql": 2, "cql_discrete": 20, "bcq_discrete": 20, "bc": 20, "td3_bc": 20}
 PEERS = {"stable_baselines3": ("dqn", "sac"), "d3rlpy": ("iql", "cql", "cql_discrete", "bcq_discrete", "bc")}
 
 
