@@ -1,9 +1,13 @@
 """Write a D4RL-layout dataset (e.g. ``qlearn-collect``'s CartPole-v1 medium-replay) again with Minari's own writer
 (``minari.create_dataset_from_buffers``, one ``EpisodeBuffer`` per episode), so qlearn's offline agents can be run
-on a folder Minari wrote (issue 16: discrete BCQ "on a dataset written by Minari's own writer").
+on a folder Minari wrote (issue 16: discrete BCQ, issue 17: TD3+BC, SAC-N and EDAC "on a dataset written by
+another library").
 
-    MINARI_DATASETS_PATH=/work/minari python benchmarks/minari_cartpole.py \\
+    MINARI_DATASETS_PATH=/work/minari python benchmarks/minari_rewrite.py \\
         --source benchmarks/results/offline/data/CartPole-v1-medium-replay.hdf5 --dataset-id cartpole/medium-replay-v0
+    MINARI_DATASETS_PATH=/work/minari python benchmarks/minari_rewrite.py \\
+        --source benchmarks/reports/hopper_medium_replay/data/Hopper-v5-medium-replay.hdf5 \\
+        --dataset-id hopper/medium-replay-v0
 
 Episodes are cut at terminal or time-out flags (the last one at the end of the data); within an episode each
 ``next_observation`` must equal the following ``observation``, as Minari stores one observation sequence per
