@@ -322,6 +322,29 @@ def test_actor_loss_before_critic_step_sees_the_pre_step_critic(before: bool) ->
     assert not all(torch.equal(a, b) for a, b in zip(agent.critic.parameters(), initial))  # the critic did step
 
 
+def test_alpha_actor_critic_is_corls_sac_n_order() -> None:
+    """CORL's sac_n.py/edac.py (and the EDAC authors): alpha on a fresh sample, the actor with the new alpha on the
+    pre-step critic, then the critic, whose target samples the updated actor and uses the new alpha."""
+    torch.manual_seed(0)
+    agent = REDQ.from_spec(PENDULUM, network={"hidden_sizes": (16,)}, alpha_actor_critic=True)
+    calls: list[str] = []
+    for name, opt in agent.optimizers.items():
+        step = opt.step
+        opt.step = lambda *a, _n=name, _s=step, **k: (calls.append(_n), _s(*a, **k))[1]  # type: ignore[method-assign]
+    forward = agent.actor.forward
+    agent.actor.forward = lambda *a, **k: (calls.append("sample"), forward(*a, **k))[1]  # type: ignore[method-assign]
+    alphas: list[float] = []
+    actor_loss = agent._actor_loss
+    agent._actor_loss = lambda obs, alpha: (alphas.append(float(alpha)), actor_loss(obs, alpha))[1]  # type: ignore
+    critic_loss = agent._critic_loss
+    agent._critic_loss = lambda batch, members, alpha: (alphas.append(float(alpha)), critic_loss(batch, members, alpha))[1]  # type: ignore
+    agent.update(random_batch())
+    assert calls == ["sample", "alpha", "sample", "actor", "sample", "critic"]
+    assert alphas[0] == alphas[1] == pytest.approx(float(agent.alpha)) and alphas[0] != 1.0  # both after alpha's step
+    with pytest.raises(ValueError, match="alpha_actor_critic"):
+        REDQ.from_spec(PENDULUM, alpha_actor_critic=True, actor_update_every=2)
+
+
 def test_cleanrl_actor_cadence_two_actor_steps_every_second_update_and_a_fresh_alpha_sample() -> None:
     """CleanRL's policy_frequency=2 (two actor steps every second update), each followed by an alpha step on a
     fresh sample from the updated actor (alpha_resample)."""

@@ -82,6 +82,9 @@ class REDQ(Agent):
             instead of the actor loss's sample (the SAC authors, SB3, the REDQ code).
         alpha_loss_of_alpha: the temperature loss in ``alpha`` rather than ``log alpha`` (CleanRL; see
             :func:`qlearn.losses.temperature_loss`).
+        alpha_actor_critic: step the temperature first (on a fresh sample), then the actor (on the pre-step critic,
+            with the new alpha), then the critic (its target from the updated actor and alpha): the EDAC authors'
+            and CORL's ``sac_n.py``/``edac.py`` order. Every update steps the actor (``actor_update_every=1``).
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class REDQ(Agent):
         actor_steps: int = 1,
         alpha_resample: bool = False,
         alpha_loss_of_alpha: bool = False,
+        alpha_actor_critic: bool = False,
     ) -> None:
         super().__init__()
         if actor_q not in _ACTOR_Q:
@@ -119,6 +123,9 @@ class REDQ(Agent):
             raise ValueError(f"actor_update_every must be >= 1, got {actor_update_every}")
         if actor_steps < 1:
             raise ValueError(f"actor_steps must be >= 1, got {actor_steps}")
+        if alpha_actor_critic and (actor_update_every != 1 or actor_steps != 1 or not learn_alpha):
+            raise ValueError("alpha_actor_critic (CORL's SAC-N/EDAC order) steps alpha, the actor and the critic once "
+                             "each per update: it needs actor_update_every=1, actor_steps=1 and learn_alpha=True")
         if critic_loss_factor <= 0:
             raise ValueError(f"critic_loss_factor must be > 0, got {critic_loss_factor}")
         if init_alpha <= 0:
@@ -133,6 +140,7 @@ class REDQ(Agent):
         self.actor_steps = int(actor_steps)
         self.alpha_resample = bool(alpha_resample)
         self.alpha_loss_of_alpha = bool(alpha_loss_of_alpha)
+        self.alpha_actor_critic = bool(alpha_actor_critic)
         self.gamma = float(gamma)
         self.learn_alpha = bool(learn_alpha)
         action_dim = int(getattr(actor, "action_dim", 1))
@@ -237,6 +245,8 @@ class REDQ(Agent):
         return self.actor.act(obs, deterministic=deterministic)
 
     def update(self, batch: Batch) -> Metrics:
+        if self.alpha_actor_critic:  # CORL's SAC-N/EDAC: alpha, then the actor, then the critic
+            self._actor_metrics = self._update_alpha_then_actor(batch.obs)
         alpha = self.alpha
         members = self.next_value.draw(self.critic.num_q, self.subset_generator).to(batch.obs.device)
         critic_loss, q, y = self._critic_loss(batch, members, alpha)
@@ -249,7 +259,7 @@ class REDQ(Agent):
         critic_optimizer = self.optimizers["critic"]
         critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        actor_due = self._count_update() % self.actor_update_every == 0
+        actor_due = self._count_update() % self.actor_update_every == 0 and not self.alpha_actor_critic
         if actor_due and self.actor_loss_before_critic_step:  # the REDQ code: the policy loss sees the pre-step critic
             self._actor_metrics = self._update_actor_and_alpha(batch.obs, alpha)
         critic_optimizer.step()
@@ -303,6 +313,21 @@ class REDQ(Agent):
                 metrics["train/alpha_loss"] = alpha_loss.detach()
         metrics["train/alpha"] = self.alpha
         return metrics
+
+    def _update_alpha_then_actor(self, obs: Tensor) -> Metrics:
+        """The EDAC/CORL order's first two steps: alpha on a fresh policy sample, then the actor with the new alpha."""
+        with torch.no_grad():
+            log_prob = self._policy(obs)[1]
+        alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, self.alpha_loss_of_alpha)
+        self._step("alpha", alpha_loss)
+        self.critic.requires_grad_(False)
+        try:
+            actor_loss, log_prob = self._actor_loss(obs, self.alpha)
+            self._step("actor", actor_loss)
+        finally:
+            self.critic.requires_grad_(True)
+        return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean(),
+                "train/alpha_loss": alpha_loss.detach(), "train/alpha": self.alpha}
 
     def get_extra_state(self) -> dict[str, Any]:
         state = super().get_extra_state()
