@@ -95,3 +95,14 @@ def test_every_preset_trains_a_few_steps(preset: str, datasets: dict[str, Path],
             overrides += [f"env.id={PRESET_ENV[preset]}", *(f"{k}={v}" for k, v in ATARI_STEPS.items())]
     results = run(overrides, tmp_path / "run")
     assert results["updates"] > 0 and results["final_eval"]["episodes"] == 1
+
+
+@pytest.mark.parametrize("agent", ["td3_bc", "sac_n", "edac"])
+def test_offline_continuous_agents_fine_tune_online(agent: str, datasets: dict[str, Path], tmp_path: Path) -> None:
+    """trainer=finetune (offline updates, then online steps with the dataset in the buffer) for the offline agents
+    of the actor-critic templates, not only IQL."""
+    overrides = [f"agent={agent}", f"dataset.path={datasets['Pendulum-v1']}", "trainer=finetune", "buffer=replay",
+                 "agent.num_q=3", "trainer.offline_updates=20", *TINY, *TINY_ONLINE]
+    results = run(overrides, tmp_path / "run")
+    assert results["agent"] == agent and results["updates"] > 0 and results["final_eval"]["episodes"] == 1
+    assert (tmp_path / "run" / "offline" / "results.json").exists()  # the offline phase ran first, in its own folder
