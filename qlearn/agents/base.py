@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,20 @@ import torch
 from torch import Tensor, nn
 
 from qlearn.agents import saving
-from qlearn.types import Batch, Metrics
+from qlearn.errors import QlearnError
+from qlearn.types import Batch, EnvSpec, Metrics
+
+
+def continuous_sizes(spec: EnvSpec, agents: str) -> tuple[int, int]:
+    """``(flat observation size, flat action size)`` of a continuous-action ``spec``; a discrete one is refused with
+    one line that names ``agents`` (e.g. ``"REDQ/SAC/DroQ"``) and what to choose instead."""
+    if spec.discrete:
+        raise QlearnError(
+            f"{agents} need a continuous (Box) action space, but this env's actions are Discrete({spec.num_actions}). "
+            f"Choose an env with continuous actions (e.g. env.id=Pendulum-v1) or a discrete-action agent (agent=dqn)."
+        )
+    assert spec.action_low is not None and spec.action_high is not None
+    return int(math.prod(spec.obs_shape)), int(math.prod(spec.action_shape))
 
 
 class Agent(nn.Module):

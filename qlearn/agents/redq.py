@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from qlearn.agents.base import Agent
+from qlearn.agents.base import Agent, continuous_sizes
 from qlearn.agents.saving import records_build
 from qlearn.errors import QlearnError
 from qlearn.losses.sac import sac_actor_loss, temperature_loss
@@ -201,16 +201,8 @@ class REDQ(Agent):
         SB3's, the REDQ code's and CleanRL's, ``log_std_squash="tanh"`` with ``log_std_min=-5`` CleanRL's). The
         other keywords (``target_updater``, ``next_value``, ...) go to the constructor.
         """
-        if spec.discrete:
-            raise QlearnError(
-                f"REDQ/SAC/DroQ need a continuous (Box) action space, but this env's actions are "
-                f"Discrete({spec.num_actions}). Choose an env with continuous actions (e.g. "
-                f"env.id=Pendulum-v1) or a discrete-action agent (agent=dqn)."
-            )
-        assert spec.action_low is not None and spec.action_high is not None
+        obs_dim, action_dim = continuous_sizes(spec, "REDQ/SAC/DroQ")
         hidden_sizes, activation = mlp_settings(network, "REDQ/SAC/DroQ")
-        obs_dim = int(math.prod(spec.obs_shape))
-        action_dim = int(math.prod(spec.action_shape))
         actor = TanhGaussianActor(
             obs_dim, spec.action_low, spec.action_high,
             hidden_sizes=hidden_sizes if actor_hidden_sizes is None else actor_hidden_sizes,

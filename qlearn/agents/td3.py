@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from qlearn.agents.base import Agent
+from qlearn.agents.base import Agent, continuous_sizes
 from qlearn.agents.saving import records_build
-from qlearn.errors import QlearnError
 from qlearn.exploration import GaussianActionNoise
 from qlearn.losses.deterministic import deterministic_actor_loss, td3_bc_actor_loss
 from qlearn.losses.td import ensemble_td_loss
@@ -111,16 +109,8 @@ class TD3(Agent):
         defaults to ``lr``. The other keywords (``next_value``, ``policy_delay``, ``bc_alpha``, ...) go to the
         constructor.
         """
-        if spec.discrete:
-            raise QlearnError(
-                f"TD3/DDPG/TD3+BC need a continuous (Box) action space, but this env's actions are "
-                f"Discrete({spec.num_actions}). Choose an env with continuous actions (e.g. env.id=Pendulum-v1) "
-                f"or a discrete-action agent (agent=dqn)."
-            )
-        assert spec.action_low is not None and spec.action_high is not None
+        obs_dim, action_dim = continuous_sizes(spec, "TD3/DDPG/TD3+BC")
         hidden_sizes, activation = mlp_settings(network, "TD3/DDPG")
-        obs_dim = int(math.prod(spec.obs_shape))
-        action_dim = int(math.prod(spec.action_shape))
         actor = DeterministicActor(
             obs_dim, spec.action_low, spec.action_high,
             hidden_sizes=hidden_sizes if actor_hidden_sizes is None else actor_hidden_sizes,

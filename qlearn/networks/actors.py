@@ -34,6 +34,16 @@ def tanh_gaussian_log_prob(u: Tensor, mean: Tensor, log_std: Tensor, log_scale: 
     return (normal - log_det).sum(dim=-1)
 
 
+def register_box(module: nn.Module, action_low: Sequence[float], action_high: Sequence[float], owner: str) -> int:
+    """Register the checked bounds as ``low``, ``high``, ``center`` and ``scale`` buffers on ``module``; the action size."""
+    low, high = action_bounds(action_low, action_high, owner)
+    module.register_buffer("low", low)
+    module.register_buffer("high", high)
+    module.register_buffer("center", (high + low) / 2)
+    module.register_buffer("scale", (high - low) / 2)
+    return int(low.numel())
+
+
 _LOG_STD_SQUASH = ("clamp", "tanh")
 
 
@@ -146,12 +156,7 @@ class DeterministicActor(nn.Module):
         activation: str | type[nn.Module] = "relu",
     ) -> None:
         super().__init__()
-        low, high = action_bounds(action_low, action_high, "DeterministicActor")
-        self.action_dim = int(low.numel())
-        self.register_buffer("low", low)
-        self.register_buffer("high", high)
-        self.register_buffer("center", (high + low) / 2)
-        self.register_buffer("scale", (high - low) / 2)
+        self.action_dim = register_box(self, action_low, action_high, "DeterministicActor")
         last = hidden_sizes[-1] if len(hidden_sizes) > 0 else obs_dim
         self.trunk = nn.Sequential(*hidden_layers(obs_dim, hidden_sizes, activation))
         self.head = nn.Linear(last, self.action_dim)
@@ -197,12 +202,7 @@ class GaussianActor(nn.Module):
         log_std_max: float = 2.0,
     ) -> None:
         super().__init__()
-        low, high = action_bounds(action_low, action_high, "GaussianActor")
-        self.action_dim = int(low.numel())
-        self.register_buffer("low", low)
-        self.register_buffer("high", high)
-        self.register_buffer("center", (high + low) / 2)
-        self.register_buffer("scale", (high - low) / 2)
+        self.action_dim = register_box(self, action_low, action_high, "GaussianActor")
         self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
         last = hidden_sizes[-1] if len(hidden_sizes) > 0 else obs_dim
         self.trunk = nn.Sequential(*hidden_layers(obs_dim, hidden_sizes, activation, dropout=dropout))
