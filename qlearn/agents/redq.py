@@ -289,12 +289,7 @@ class REDQ(Agent):
         for step in range(self.actor_steps):
             if step > 0:  # CleanRL's extra actor steps use the temperature its previous step left
                 alpha = self.alpha
-            self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not the critic's weight gradients
-            try:
-                actor_loss, log_prob = self._actor_loss(obs, alpha)
-                self._step("actor", actor_loss)
-            finally:
-                self.critic.requires_grad_(True)
+            actor_loss, log_prob = self._actor_step(obs, alpha)
             metrics: Metrics = {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()}
             if self.learn_alpha:
                 if self.alpha_resample:  # CleanRL: a fresh sample from the updated actor
@@ -306,18 +301,23 @@ class REDQ(Agent):
         metrics["train/alpha"] = self.alpha
         return metrics
 
+    def _actor_step(self, obs: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """One actor step; ``(loss, log_prob)``. The critic's weights get no gradient (the loss needs dQ/da only)."""
+        self.critic.requires_grad_(False)
+        try:
+            actor_loss, log_prob = self._actor_loss(obs, alpha)
+            self._step("actor", actor_loss)
+        finally:
+            self.critic.requires_grad_(True)
+        return actor_loss, log_prob
+
     def _update_alpha_then_actor(self, obs: Tensor) -> Metrics:
         """The EDAC/CORL order's first two steps: alpha on a fresh policy sample, then the actor with the new alpha."""
         with torch.no_grad():
             log_prob = self._policy(obs)[1]
         alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy, self.alpha_loss_of_alpha)
         self._step("alpha", alpha_loss)
-        self.critic.requires_grad_(False)
-        try:
-            actor_loss, log_prob = self._actor_loss(obs, self.alpha)
-            self._step("actor", actor_loss)
-        finally:
-            self.critic.requires_grad_(True)
+        actor_loss, log_prob = self._actor_step(obs, self.alpha)
         return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean(),
                 "train/alpha_loss": alpha_loss.detach(), "train/alpha": self.alpha}
 
