@@ -107,6 +107,8 @@ def test_continuous_presets_train_and_evaluate_through_the_cli(tmp_path: Path, e
                                          "learning_starts?"),
         (["agent=sac", "env.id=Pendulum-v1", "+agent.loss=huber"], "agent.loss is not a setting of REDQ"),
         (["trainer.batch_size=0"], "batch_size must be >= 1, got 0"),
+        (["agent=td3", "env.id=Pendulum-v1", "agent.bc_alpha=-1"], "bc_alpha must be > 0"),
+        (["agent=sac", "env.id=Pendulum-v1", "agent.actor_update_every=0"], "actor_update_every must be >= 1, got 0"),
     ],
 )
 def test_bad_input_fails_with_one_readable_message(tmp_path: Path, args: list[str], message: str) -> None:

@@ -104,6 +104,8 @@ def build_agent(agent_cfg: Any, spec: EnvSpec, device: torch.device) -> Agent:
         raise QlearnError(f"could not build the agent from its config: {str(exc).splitlines()[0]}{reason}") from exc
     except TypeError as exc:
         raise QlearnError(_unknown_setting(exc, "agent", agent_cfg) or f"could not build the agent: {exc}") from exc
+    except ValueError as exc:  # the agent's own constructor refusing a setting (blocks' refusals come wrapped above)
+        raise QlearnError(f"could not build the agent from its config: {exc}") from exc
 
 
 def _unknown_setting(exc: TypeError, where: str, section: Any) -> str | None:
