@@ -18,7 +18,7 @@ from common import HEADER, PeerMissing, Row, missing_row  # noqa: E402
 
 PAIRS = ["dqn_cleanrl", "qrdqn_sb3", "sac_sb3", "sac_cleanrl", "redq_authors", "droq_authors",  # add each new pair's module here
          "iql_corl", "bc_corl", "cql_discrete_d3rlpy", "bcq_discrete_d3rlpy",
-         "cql_corl", "td3_sb3", "td3bc_corl", "sac_n_corl"]
+         "cql_corl", "td3_sb3", "td3_cleanrl", "td3bc_corl", "sac_n_corl"]
 
 
 def versions() -> str:
