@@ -22,7 +22,7 @@ from qlearn.agents.base import Agent
 from qlearn.cli.provenance import record_invocation
 from qlearn.envs import is_atari, make_env
 from qlearn.errors import QlearnError
-from qlearn.logging import CSVLogger, Logger, MultiLogger, NullLogger, TensorBoardLogger
+from qlearn.logging import build_logger
 from qlearn.offline import NormalizedScore, load_training_dataset, normalize_env_observations, prepare_dataset
 from qlearn.trainers import FinetuneTrainer, OfflineTrainer, OnlineTrainer, updates_owed
 from qlearn.trainers.loop import option_names
@@ -117,17 +117,6 @@ def _unknown_setting(exc: TypeError, where: str, section: Any) -> str | None:
     known = [k for k in section if isinstance(k, str) and k != key and not k.startswith("_")]
     return (f"{where}.{key} is not a setting of {owner}: remove it (a preset or family meant for another agent "
             f"may have set it; pick a matching experiment=). {where} settings here: {', '.join(known) or 'none'}.")
-
-
-def build_logger(logger_cfg: Any, run_dir: Path) -> Logger:
-    loggers: list[Logger] = []
-    if logger_cfg.get("tensorboard", False):
-        loggers.append(TensorBoardLogger(run_dir))
-    if logger_cfg.get("csv", False):
-        loggers.append(CSVLogger(run_dir))
-    if not loggers:
-        return NullLogger()
-    return loggers[0] if len(loggers) == 1 else MultiLogger(*loggers)
 
 
 def trainer_class(cfg: DictConfig) -> type:
