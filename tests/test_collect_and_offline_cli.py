@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,19 +20,51 @@ TRAIN = [sys.executable, "-m", "qlearn.cli.train"]
 EVAL = [sys.executable, "-m", "qlearn.cli.evaluate"]
 
 
-def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+def run(args: list[str], timeout: float = 300, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **env_vars}
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
 def cartpole_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every kind as HDF5 in the returned folder, and with Minari installed also as Minari datasets
+    qlearn-test/cartpole/<kind>-v0 in the local store <folder>/minari."""
     out = tmp_path_factory.mktemp("datasets")
+    minari = ["minari_namespace=qlearn-test/cartpole"] if importlib.util.find_spec("minari") else []
     proc = run(COLLECT + ["env_id=CartPole-v1", "behaviour=dqn_cartpole", "total_steps=5000", "eval_every=1000",
                           "eval_episodes=2", "transitions=400", "epsilon=0.1", "device=cpu", f"out_dir={out}",
-                          "overrides=['trainer.learning_starts=500','logger=none']"])
+                          "overrides=['trainer.learning_starts=500','logger=none']", *minari],
+               MINARI_DATASETS_PATH=str(out / "minari"))
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def test_collect_writes_minari_datasets_that_minari_opens_and_iql_trains_on_by_id(
+        cartpole_datasets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    minari = pytest.importorskip("minari")
+    store = cartpole_datasets / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
+    report = json.loads((cartpole_datasets / "CartPole-v1-collect.json").read_text())
+    for kind in ("random", "medium-replay"):
+        dataset_id = f"qlearn-test/cartpole/{kind}-v0"
+        assert report["datasets"][kind]["minari_id"] == dataset_id
+        opened = minari.load_dataset(dataset_id)
+        hdf5 = load_dataset(cartpole_datasets / f"CartPole-v1-{kind}.hdf5")
+        assert opened.total_steps == len(hdf5) and opened.spec.env_spec.id == "CartPole-v1"
+        by_id = load_dataset(dataset_id)
+        for key in ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts"):
+            np.testing.assert_array_equal(getattr(by_id, key).numpy(), getattr(hdf5, key).numpy())
+    run_dir = tmp_path / "run"
+    proc = run(TRAIN + ["experiment=iql_discrete", "dataset.path=qlearn-test/cartpole/medium-replay-v0",
+                        "trainer.total_updates=40", "eval.every=20", "eval.episodes=2", "device=cpu", "logger=none",
+                        f"hydra.run.dir={run_dir}"], MINARI_DATASETS_PATH=str(store))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["updates"] == 40 and results["env_id"] == "CartPole-v1"  # the env id from Minari's metadata
+    proc = run(COLLECT + ["env_id=CartPole-v1", "kinds=[random]", "transitions=10", f"out_dir={tmp_path / 'again'}",
+                          "minari_namespace=qlearn-test/cartpole"], MINARI_DATASETS_PATH=str(store))
+    assert proc.returncode == 2 and "already holds ['qlearn-test/cartpole/random-v0']" in proc.stderr
+    assert not (tmp_path / "again").exists()  # refused before any work
 
 
 def test_collect_writes_every_kind_with_consistent_metadata(cartpole_datasets: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -23,6 +24,7 @@ from qlearn.offline import (
     reference_scores,
     save_dataset,
 )
+from qlearn.offline import minari_store
 from qlearn.offline.scores import d4rl_family
 from qlearn.types import Batch, EnvSpec
 
@@ -218,6 +220,56 @@ def test_minari_dataset_written_by_minari(tmp_path: Path, monkeypatch: pytest.Mo
     assert (ds.metadata["ref_min_score"], ds.metadata["ref_max_score"]) == (0.0, 500.0)
     np.testing.assert_array_equal(ds.episode_returns(), [3.0, 2.0])
     ds.validate(CARTPOLE, "CartPole-v1")
+    # the same dataset by its id, from the local store, through minari.load_dataset
+    monkeypatch.chdir(tmp_path / "cartpole")  # no "cartpole/tiny-v0" relative to here: the id is not a path
+    by_id = load_dataset("cartpole/tiny-v0")
+    for key in ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts"):
+        np.testing.assert_array_equal(getattr(by_id, key).numpy(), getattr(ds, key).numpy())
+    assert by_id.metadata["source"] == str(tmp_path / "cartpole" / "tiny-v0")
+    assert by_id.metadata["env_id"] == "CartPole-v1" and by_id.metadata["ref_max_score"] == 500.0
+    with pytest.raises(DatasetError, match="not found locally.*never downloads at run time"):
+        load_dataset("cartpole/absent-v0")
+    with pytest.raises(DatasetError, match="use next_observations='stored'"):
+        load_dataset("cartpole/tiny-v0", next_observations="d4rl")
+
+
+def test_minari_id_without_the_minari_package_reads_the_local_store(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "minari", None)  # import minari now raises ImportError
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)
+    episode = {"observations": rows(4, 11), "actions": np.zeros((3, 3), dtype=np.float32),
+               "rewards": np.ones(3), "terminations": np.array([0, 0, 1], dtype=bool),
+               "truncations": np.zeros(3, dtype=bool)}
+    write_fake_minari(tmp_path / "store" / "mujoco" / "hopper" / "fake-v0", {0: episode}, {"data_format": "hdf5"})
+    ds = load_dataset("mujoco/hopper/fake-v0")
+    assert len(ds) == 3 and ds.metadata["source"] == str(tmp_path / "store" / "mujoco" / "hopper" / "fake-v0")
+    np.testing.assert_array_equal(ds.next_observations.numpy(), episode["observations"][1:])
+    with pytest.raises(DatasetError, match="no Minari dataset 'mujoco/hopper/other-v0' in the local store"):
+        load_dataset("mujoco/hopper/other-v0")
+
+
+def test_flat_arrays_written_with_minaris_writer_read_back_equal(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    minari = pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    arrays = flat(7)  # two episodes: a terminal at row 2, then a time-out at row 6
+    arrays["next_observations"][:-1] = arrays["observations"][1:]
+    arrays["terminals"][:] = 0
+    arrays["timeouts"][:] = 0
+    arrays["terminals"][2] = 1
+    arrays["timeouts"][6] = 1
+    arrays["next_observations"][2] = 99.0  # a terminal's successor is its own final observation
+    minari_store.write("hopper/written-v0", arrays, {"env_id": "Hopper-v5", "ref_min_score": 0.0,
+                                                     "ref_max_score": 10.0}, source="test")
+    assert minari.load_dataset("hopper/written-v0").total_episodes == 2
+    back = load_dataset(tmp_path / "hopper" / "written-v0")
+    for key in ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts"):
+        np.testing.assert_array_equal(getattr(back, key).numpy(), arrays[key].astype(getattr(back, key).numpy().dtype))
+    assert back.metadata["env_id"] == "Hopper-v5" and back.metadata["ref_max_score"] == 10.0
+    broken = {**arrays, "next_observations": arrays["next_observations"] + 1.0}
+    with pytest.raises(DatasetError, match=r"rows 0\.\.2 are not one episode"):
+        minari_store.write("hopper/broken-v0", broken, {"env_id": "Hopper-v5"}, source="test")
 
 
 def write_fake_minari(root: Path, episodes: dict[int, dict[str, np.ndarray]], info: dict) -> Path:

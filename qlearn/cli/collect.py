@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -25,6 +26,7 @@ from qlearn.offline.collect import (
     random_policy,
     rollout,
 )
+from qlearn.offline import minari_store
 from qlearn.offline.io import save_dataset
 from qlearn.trainers.controls import TrainingInterrupted
 
@@ -42,6 +44,23 @@ def output_paths(cfg: DictConfig) -> dict[str, Path]:
     if existing:
         raise QlearnError(f"{existing} already exist; qlearn-collect never overwrites a dataset. Move them or set out_dir=.")
     return paths
+
+
+def minari_ids(cfg: DictConfig) -> dict[str, str]:
+    """``{kind: <minari_namespace>/<kind>-v0}`` when ``minari_namespace`` is set; refuses ids the local Minari store
+    already holds, and a missing ``minari`` package, before any work."""
+    namespace = cfg.get("minari_namespace")
+    if not namespace:
+        return {}
+    if importlib.util.find_spec("minari") is None:
+        raise QlearnError('minari_namespace= writes Minari datasets with Minari\'s own writer: pip install '
+                          '"qlearn[minari]", or drop minari_namespace=.')
+    ids = {str(k): f"{str(namespace).strip('/')}/{k}-v0" for k in cfg.kinds}
+    taken = [i for i in ids.values() if minari_store.data_folder(minari_store.local_store() / i) is not None]
+    if taken:
+        raise QlearnError(f"the local Minari store ({minari_store.local_store()}) already holds {taken}; "
+                          "qlearn-collect never overwrites a dataset. Choose another minari_namespace=.")
+    return ids
 
 
 def summary(arrays: dict[str, np.ndarray], returns: np.ndarray) -> dict[str, Any]:
@@ -64,6 +83,7 @@ def medium_threshold(cfg: DictConfig, random_return: float, expert_return: float
 
 def collect(cfg: DictConfig) -> dict[str, Any]:
     paths = output_paths(cfg)
+    minari_targets = minari_ids(cfg)
     out_dir = Path(str(cfg.out_dir))
     seed = int(cfg.seed)
     train_cfg = compose(config_name="train", overrides=[
@@ -166,6 +186,10 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
             metadata.pop("ref_max_score")
         save_dataset(path, arrays, {k: v for k, v in metadata.items() if v is not None})
         report["datasets"][kind] = {"path": str(path), **stats}
+        if kind in minari_targets:
+            minari_store.write(minari_targets[kind], arrays, metadata, source=str(path))
+            report["datasets"][kind]["minari_id"] = minari_targets[kind]
+            print(f"qlearn-collect: Minari dataset {minari_targets[kind]} in {minari_store.local_store()}")
         print(f"qlearn-collect: {path}: {stats['transitions']} transitions, {stats['episodes']} episodes, "
               f"mean return {stats['return_mean'] if stats['return_mean'] is not None else float('nan'):.1f}")
     report_path.write_text(json.dumps(report, indent=2))

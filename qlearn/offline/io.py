@@ -2,8 +2,8 @@
 
 D4RL layout and the ``qlearning_dataset`` conventions: shared/REFERENCES.md "A1. D4RL" (Farama-Foundation/D4RL
 ``scripts/generation/mujoco/collect_data.py`` and ``d4rl/__init__.py``). Minari's on-disk format: REFERENCES.md
-"A2. Minari 0.5.4" (one ``episode_<id>`` group per episode in ``data/main_data.hdf5``, with ``data/metadata.json``).
-Minari is read with h5py directly, so the ``minari`` package is not needed.
+"A2. Minari 0.5.4"; Minari folders and ids are read by :mod:`qlearn.offline.minari_store` (h5py alone for a
+folder, so the ``minari`` package is not needed; ``minari.load_dataset`` for an id when it is installed).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qlearn.offline import minari_store
 from qlearn.offline.dataset import REQUIRED_KEYS, DatasetError, OfflineDataset, check_arrays
 
 __all__ = ["load_dataset", "save_dataset"]
@@ -24,9 +25,11 @@ __all__ = ["load_dataset", "save_dataset"]
 HDF5_SUFFIXES = (".hdf5", ".h5")
 METADATA_ATTR = "qlearn_metadata"  # root attr of qlearn-written HDF5 files: the whole metadata dict as JSON
 NEXT_OBS_MODES = ("stored", "d4rl")
+MINARI_NOT_D4RL = ("next_observations='d4rl' reproduces d4rl.qlearning_dataset on flat D4RL files; a Minari dataset "
+                   "stores each episode's final observation, so use next_observations='stored'.")
 
 
-def _h5py() -> Any:
+def h5py_module() -> Any:
     try:
         import h5py
     except ImportError as err:  # pragma: no cover - h5py is a core dependency
@@ -95,7 +98,7 @@ def _from_flat(arrays: dict[str, np.ndarray], mode: str, source: str) -> dict[st
 
 # ---------------------------------------------------------------------- readers
 def _read_hdf5(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    h5py = _h5py()
+    h5py = h5py_module()
     arrays: dict[str, np.ndarray] = {}
     metadata: dict[str, Any] = {}
     try:
@@ -145,66 +148,6 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, metadata
 
 
-def _minari_root(path: Path) -> Path | None:
-    """The ``data/`` folder of a local Minari dataset at ``path`` (the dataset folder or its data/ folder)."""
-    for data in (path / "data", path):
-        if (data / "metadata.json").is_file():
-            return data
-    return None
-
-
-def _read_minari(data: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Flatten a local Minari dataset: obs[:-1], next_obs = obs[1:], terminals = terminations, timeouts =
-    truncations, per episode. An episode's last row is also flagged as a timeout when it is not terminal (an
-    episode that stopped without either flag still ends there)."""
-    info = json.loads((data / "metadata.json").read_text())
-    fmt = info.get("data_format", "hdf5")
-    if fmt != "hdf5" or not (data / "main_data.hdf5").is_file():
-        raise DatasetError(
-            f"the Minari dataset at {data.parent} is in {fmt!r} format; qlearn reads Minari's hdf5 format "
-            "(data/main_data.hdf5). Re-create it with data_format='hdf5'."
-        )
-    h5py = _h5py()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("observations", "next_observations", "actions",
-                                                            "rewards", "terminals", "timeouts")}
-    with h5py.File(data / "main_data.hdf5", "r") as f:
-        names = sorted((k for k in f if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
-        for name in names:
-            ep = f[name]
-            if not isinstance(ep.get("observations"), h5py.Dataset) or not isinstance(ep.get("actions"), h5py.Dataset):
-                raise DatasetError(
-                    f"{data / 'main_data.hdf5'} {name} stores observations or actions as a group (a Dict or Tuple "
-                    "space); qlearn needs Box observations and Box/Discrete actions. Flatten them first."
-                )
-            obs = ep["observations"][()]
-            steps = obs.shape[0] - 1
-            if steps < 1:
-                continue
-            terminations = ep["terminations"][()].astype(bool)
-            truncations = ep["truncations"][()].astype(bool)
-            truncations[-1] |= not terminations[-1]
-            parts["observations"].append(obs[:-1])
-            parts["next_observations"].append(obs[1:])
-            parts["actions"].append(ep["actions"][()])
-            parts["rewards"].append(ep["rewards"][()])
-            parts["terminals"].append(terminations)
-            parts["timeouts"].append(truncations)
-    if not parts["rewards"]:
-        raise DatasetError(f"the Minari dataset at {data.parent} holds no episode with at least one step.")
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    metadata: dict[str, Any] = {"format": "minari"}
-    for key in ("dataset_id", "algorithm_name", "ref_min_score", "ref_max_score", "total_episodes",
-                "total_steps", "minari_version"):
-        if info.get(key) is not None:
-            metadata[key] = info[key]
-    env_spec = info.get("env_spec")
-    if env_spec:
-        spec = json.loads(env_spec) if isinstance(env_spec, str) else env_spec
-        if isinstance(spec, dict) and spec.get("id"):
-            metadata["env_id"] = spec["id"]
-    return arrays, metadata
-
-
 def load_dataset(
     path: str | os.PathLike[str],
     *,
@@ -215,8 +158,9 @@ def load_dataset(
     """Load an `OfflineDataset` from a D4RL-layout ``.hdf5``/``.h5`` file, a qlearn ``.npz`` or a Minari folder.
 
     Args:
-        path: the file, or a local Minari dataset folder (holding ``data/main_data.hdf5`` and
-            ``data/metadata.json``, e.g. ``$MINARI_DATASETS_PATH/mujoco/hopper/medium-v0``).
+        path: the file, a local Minari dataset folder (holding ``data/main_data.hdf5`` and
+            ``data/metadata.json``, e.g. ``$MINARI_DATASETS_PATH/mujoco/hopper/medium-v0``), or a Minari dataset id
+            in the local store (``mujoco/hopper/medium-v0``; never downloaded).
         next_observations: ``"stored"`` (default: use stored next observations; timeout rows kept and
             bootstrapped) or ``"d4rl"`` (reproduce ``d4rl.qlearning_dataset``, as CORL-style reproductions do;
             flat files only). See `_from_flat` for the exact rows kept in each mode.
@@ -230,21 +174,25 @@ def load_dataset(
     if next_observations not in NEXT_OBS_MODES:
         raise DatasetError(f"next_observations must be 'stored' or 'd4rl', got {next_observations!r}.")
     p = Path(path).expanduser()
+    if not p.exists() and minari_store.is_dataset_id(str(path)):
+        if next_observations == "d4rl":
+            raise DatasetError(MINARI_NOT_D4RL)
+        arrays, metadata, where = minari_store.read_id(str(path))
+        flat = _from_flat(arrays, next_observations, f"Minari dataset {path}")
+        return OfflineDataset(**flat, metadata={**metadata, "source": where}, device=device, seed=seed)
     if not p.exists():
-        raise DatasetError(f"no dataset at {p}: the path does not exist. Check the path (relative to {Path.cwd()}).")
+        raise DatasetError(f"no dataset at {p}: the path does not exist. Check the path (relative to {Path.cwd()}), "
+                           f"or name a Minari dataset id in the local store ({minari_store.local_store()}).")
     if p.is_dir():
-        data = _minari_root(p)
+        data = minari_store.data_folder(p)
         if data is None:
             raise DatasetError(
                 f"{p} is a folder but not a local Minari dataset (no data/metadata.json); pass a .hdf5/.h5 or .npz "
                 "file, or a Minari dataset folder such as $MINARI_DATASETS_PATH/mujoco/hopper/medium-v0."
             )
         if next_observations == "d4rl":
-            raise DatasetError(
-                "next_observations='d4rl' reproduces d4rl.qlearning_dataset on flat D4RL files; a Minari dataset "
-                "stores each episode's final observation, so use next_observations='stored'."
-            )
-        arrays, metadata = _read_minari(data)
+            raise DatasetError(MINARI_NOT_D4RL)
+        arrays, metadata = minari_store.read_folder(data)
         fmt = "minari"
     elif p.suffix.lower() in HDF5_SUFFIXES:
         arrays, metadata = _read_hdf5(p)
@@ -326,7 +274,7 @@ def save_dataset(
                 np.savez_compressed(f, metadata=np.asarray(meta_json), **data)
         else:
             os.close(fd)
-            h5py = _h5py()
+            h5py = h5py_module()
             with h5py.File(tmp, "w") as f:
                 for key, value in data.items():
                     f.create_dataset(key, data=value, compression="gzip")
