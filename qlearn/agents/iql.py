@@ -49,7 +49,9 @@ class IQL(Agent):
         max_weight: clip of the advantage weights (100 in the reference code).
         gamma: discount.
         target_updater: Polyak by default (tau 0.005).
-        critic_optimizer, value_optimizer, actor_optimizer: factories called with the parameters.
+        critic_optimizer: factory called with the critics' parameters (likewise the two below).
+        value_optimizer: factory for the value network's optimizer.
+        actor_optimizer: factory for the actor's optimizer.
         actor_lr_decay_steps: cosine-decay the actor's learning rate to 0 over this many updates (the
             reference decays over its 1M steps); ``None`` keeps it constant.
         value_before_step: ``False`` (the authors' order): the advantage and ``V(s')`` come from the value

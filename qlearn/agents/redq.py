@@ -66,7 +66,9 @@ class REDQ(Agent):
         target_entropy: entropy target in squashed units (see above); ``None`` means ``-|A|``
             (Haarnoja et al., 2018, Sec. 5).
         target_updater: moves the target critics; its ``every`` counts critic steps.
-        critic_optimizer, actor_optimizer, alpha_optimizer: factories called with the parameters.
+        critic_optimizer: factory called with the critic's parameters (likewise the two below).
+        actor_optimizer: factory for the actor's optimizer.
+        alpha_optimizer: factory for the temperature's optimizer.
         critic_regularizer: optional extra critic term ``f(actor, critic, batch) -> scalar`` (e.g. CQL).
         seed: seeds the generator of the random subsets (saved with the agent).
         compile: ``torch.compile`` the critic and actor losses (forward and backward); the first

@@ -50,7 +50,8 @@ class TD3(Agent):
         policy_delay: the actor steps every this many critic steps (d = 2, Sec. 5.2).
         gamma: discount for one-step batches.
         target_updater: moves both targets; its ``every`` counts critic steps.
-        critic_optimizer, actor_optimizer: factories called with the parameters.
+        critic_optimizer: factory called with the critics' parameters.
+        actor_optimizer: factory called with the actor's parameters.
         bc_alpha: ``None`` for TD3/DDPG; TD3+BC's alpha (2.5) to add its behaviour-cloning term (offline).
     """
 

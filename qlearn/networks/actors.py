@@ -73,7 +73,8 @@ class TanhGaussianActor(nn.Module):
         action_high: per-dimension upper bounds.
         hidden_sizes: width of each hidden layer.
         activation: nonlinearity name or ``nn.Module`` class.
-        log_std_min, log_std_max: bounds of ``log sigma``.
+        log_std_min: lower bound of ``log sigma``.
+        log_std_max: upper bound of ``log sigma``.
         log_std_squash: how the head's output is kept in those bounds: ``"clamp"`` (the SAC authors, SB3,
             the REDQ code) or ``"tanh"``, ``min + (max - min) (tanh(x) + 1) / 2`` (CleanRL's
             ``sac_continuous_action.py``, with bounds -5 and 2; from SpinningUp / D. Yarats).
@@ -142,7 +143,8 @@ class DeterministicActor(nn.Module):
 
     Args:
         obs_dim: flat observation size.
-        action_low, action_high: per-dimension action bounds (finite).
+        action_low: per-dimension lower action bounds (finite).
+        action_high: per-dimension upper action bounds (finite).
         hidden_sizes: width of each hidden layer.
         activation: nonlinearity name or ``nn.Module`` class.
     """
@@ -183,11 +185,13 @@ class GaussianActor(nn.Module):
 
     Args:
         obs_dim: flat observation size.
-        action_low, action_high: per-dimension action bounds (finite).
+        action_low: per-dimension lower action bounds (finite).
+        action_high: per-dimension upper action bounds (finite).
         hidden_sizes: width of each hidden layer.
         activation: nonlinearity name or ``nn.Module`` class.
         dropout: dropout in each hidden layer (IQL uses it on some antmaze/kitchen tasks).
-        log_std_min, log_std_max: clamp of the learned log standard deviation.
+        log_std_min: lower clamp of the learned log standard deviation.
+        log_std_max: upper clamp of the learned log standard deviation.
     """
 
     def __init__(

@@ -35,8 +35,9 @@ class OfflineTrainer(TrainingLoop):
         dataset: anything with ``sample(batch_size) -> Batch`` on the agent's device.
         total_updates: gradient steps to make.
         batch_size: transitions per update.
-        The other options (evaluation, scores, logging, checkpoints, run directory, config, callbacks) are
-        `TrainingLoop`'s.
+
+    The other options (evaluation, scores, logging, checkpoints, run directory, config, callbacks) are
+    `TrainingLoop`'s.
     """
 
     unit = "update"

@@ -54,14 +54,14 @@ class OnlineTrainer(TrainingLoop):
         env: training env: a vector env with SAME_STEP autoreset (``qlearn.envs.make_env``), or a plain
             ``gym.Env`` (run as a 1-env vector env); a NEXT_STEP vector env is refused (`as_vector_env`).
         buffer: replay buffer; ``add`` gets the true final observation of finished episodes.
-        eval_env: separate env (vector or plain) for greedy evaluation (``None``: no evaluation).
         exploration: epsilon-greedy block for discrete actions, or ``None`` (the agent explores).
         random_steps: env steps of uniformly random actions at the start (SAC/REDQ "start steps").
         clip_reward: learn from ``sign(r)`` (Mnih et al., 2015); logged and evaluated returns stay raw.
         terminal_on_life_loss: treat a lost life (Atari ``infos["lives"]`` dropping) as terminal for
             learning only, as Mnih et al. (2015) did; the game, its score and evaluation run on.
-        The other options (evaluation, scores, logging, checkpoints, run directory, config, callbacks) are
-        `TrainingLoop`'s.
+
+    The other options (``eval_env``: a separate env, vector or plain, for greedy evaluation, ``None`` for none;
+    scores, logging, checkpoints, run directory, config, callbacks) are `TrainingLoop`'s.
     """
 
     unit = "env step"
