@@ -19,6 +19,7 @@ from qlearn.reports import (
     group_runs, iqm, load_references, matching, read_sweep, stratified_bootstrap_ci, write_report,
 )
 from qlearn.reports.reference import dataset_kind, env_family
+from qlearn.reports.stats import performance_profile, probability_of_improvement, probability_of_improvement_ci
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,6 +159,45 @@ def test_atari_runs_are_aggregated_over_games_beside_the_published_runs_of_the_s
     other = next(line for line in text.splitlines() if line.startswith("| double_dqn double_dqn_atari |"))
     assert "| 5.0 [5.0, 5.0] | not available" in other  # the Pong reference belongs to another preset
     assert "6.1 (final; Boxing" in text  # the per-game section cites the game's published mean
+    with open(tmp_path / "out" / "performance_profile.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["human_normalized_score", "double_dqn double_dqn_atari", f"double_dqn {preset}"]
+    at_zero, at_10 = [float(v) for v in rows[1]], [float(v) for v in rows[26]]  # thresholds 0..40 (the top) in 100
+    assert at_zero == [0.0, 1.0, 1.0] and at_10[0] == pytest.approx(10.0)
+    assert at_10[1:] == [0.0, pytest.approx((2 / 3 + 1) / 2)]  # Pong's 5 is below; Boxing 2 of 3 above, Breakout 1 of 1
+    assert (tmp_path / "out" / "performance_profile.png").stat().st_size > 0
+
+
+def test_probability_of_improvement_is_the_mann_whitney_statistic_averaged_over_tasks() -> None:
+    assert probability_of_improvement([1.0, 2.0, 3.0], [2.0, 2.0]) == pytest.approx(0.5)  # 0 + 2 x 0.5 + 2, of 6
+    rng = np.random.default_rng(0)
+    x = [rng.integers(0, 5, 7).astype(float), rng.normal(size=4)]
+    y = [rng.integers(0, 5, 5).astype(float), rng.normal(size=6)]  # ties in the first task
+    scipy_stats = pytest.importorskip("scipy.stats")
+    per_task = [scipy_stats.mannwhitneyu(a, b).statistic / (a.size * b.size) for a, b in zip(x, y)]
+    assert probability_of_improvement(x, y) == pytest.approx(np.mean(per_task))
+    assert probability_of_improvement(y, x) == pytest.approx(1.0 - np.mean(per_task))
+    point, low, high = probability_of_improvement_ci(x, y, reps=300)
+    assert low <= point <= high and (low, high) == probability_of_improvement_ci(x, y, reps=300)[1:]
+    assert probability_of_improvement_ci([5.0, 6.0], [1.0, 2.0], reps=100) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="same tasks"):
+        probability_of_improvement([[1.0], [2.0]], [[1.0]])
+
+
+def test_performance_profile_weights_every_task_equally() -> None:
+    profile = performance_profile([[0.0, 50.0, 100.0], [10.0, 20.0]], [0.0, 15.0, 60.0])
+    np.testing.assert_allclose(profile, [(2 / 3 + 1) / 2, (2 / 3 + 1 / 2) / 2, (1 / 3 + 0) / 2])
+
+
+def test_experiments_on_the_same_task_get_a_probability_of_improvement_table(tmp_path: Path) -> None:
+    for lr, finals in ((1e-3, (100.0, 200.0, 300.0)), (1e-4, (150.0, 400.0, 500.0))):
+        for seed, final in enumerate(finals):
+            fake_run(tmp_path / "runs" / f"lr{lr}_seed{seed}", seed, final, [(2000, final)], config=dqn_config(seed, lr))
+    text = write_report(read_sweep(tmp_path / "runs"), [], tmp_path / "out", reps=200).read_text()
+    assert "## Probability of improvement on CartPole-v1\n" in text
+    section = text.split("## Probability of improvement on CartPole-v1\n")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| dqn on CartPole-v1 agent.lr=0.0001 |"))
+    assert row.startswith("| dqn on CartPole-v1 agent.lr=0.0001 |  | 0.78 [")  # 7 of 9 pairs above (150 > 100 only)
 
 
 def dqn_config(seed: int, lr: float, total_steps: int = 2000, **top: object) -> dict:

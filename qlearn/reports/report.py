@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qlearn.reports.compare import improvement_lines, profile_lines
 from qlearn.reports.games import aggregate_lines, game_aggregates
 from qlearn.reports.reference import Reference, matching
 from qlearn.reports.stats import iqm, mean, stratified_bootstrap_ci
@@ -138,7 +139,10 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
     lines += [f"| {s.label} | {len(s.runs)} | {s.iqm:.2f} [{s.ci[0]:.2f}, {s.ci[1]:.2f}] ({s.metric}) | {s.mean:.2f} |"
               for s in summaries]
     lines.append("")
-    lines += aggregate_lines(game_aggregates(runs, references, reps))  # Atari: over games, beside the published
+    aggregates = game_aggregates(runs, references, reps)
+    lines += aggregate_lines(aggregates)  # Atari: over games, beside the published
+    lines += profile_lines(aggregates, out_dir)
+    lines += improvement_lines(summaries, reps)  # experiments run on the same task, pairwise
     for summary in summaries:
         header, rows = curve_table(summary.runs)
         name = slug(summary.label)

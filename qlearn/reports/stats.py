@@ -1,4 +1,5 @@
-"""Aggregate scores over runs: the interquartile mean and stratified bootstrap confidence intervals.
+"""Aggregate scores over runs: the interquartile mean, stratified bootstrap confidence intervals, the probability
+of improvement and performance profiles.
 
 Agarwal et al., 2021, "Deep Reinforcement Learning at the Edge of the Statistical Precipice"
 (NeurIPS): report the IQM (the mean of the middle 50% of runs) with 95% percentile intervals from a
@@ -72,3 +73,41 @@ def stratified_bootstrap_ci(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(replicates, [tail, 1.0 - tail])
     return statistic(tasks), float(low), float(high)
+
+
+def probability_of_improvement(x: Scores, y: Scores) -> float:
+    """P(X > Y): the probability that a run of X beats a run of Y on a task drawn uniformly (Agarwal et al., 2021,
+    Sec. 4.3). Per task, the Mann-Whitney U statistic over all ``N x K`` pairs of runs divided by ``N K`` (a tie
+    counts one half); then the mean over tasks. ``x`` and ``y`` hold the same tasks in the same order."""
+    xs, ys = _as_tasks(x), _as_tasks(y)
+    if len(xs) != len(ys):
+        raise ValueError(f"X has {len(xs)} tasks and Y {len(ys)}: compare them on the same tasks")
+    per_task = [(np.sum(a[:, None] > b[None, :]) + 0.5 * np.sum(a[:, None] == b[None, :])) / (a.size * b.size)
+                for a, b in zip(xs, ys)]
+    return float(np.mean(per_task))
+
+
+def probability_of_improvement_ci(x: Scores, y: Scores, *, confidence: float = 0.95, reps: int = 2000,
+                                  seed: int = 0) -> tuple[float, float, float]:
+    """``(point, low, high)`` of `probability_of_improvement`: each replicate resamples the runs of X and of Y within
+    every task, independently (rliable's stratified independent bootstrap), and the interval is the percentile one."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    xs, ys = _as_tasks(x), _as_tasks(y)
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(reps)
+    for r in range(reps):
+        replicates[r] = probability_of_improvement([a[rng.integers(0, a.size, a.size)] for a in xs],
+                                                   [b[rng.integers(0, b.size, b.size)] for b in ys])
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(replicates, [tail, 1.0 - tail])
+    return probability_of_improvement(xs, ys), float(low), float(high)
+
+
+def performance_profile(scores: Scores, thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The run-score distribution (Agarwal et al., 2021, Sec. 4.2): for each threshold ``tau``, the fraction of runs
+    whose score is above ``tau``, each task weighted equally (the mean over tasks of the per-task fraction, which is
+    rliable's pooled fraction when every task has the same number of runs)."""
+    tasks = _as_tasks(scores)
+    taus = np.asarray(thresholds, dtype=np.float64)
+    return np.mean([np.mean(task[None, :] > taus[:, None], axis=1) for task in tasks], axis=0)
