@@ -3,6 +3,7 @@
     qlearn-reproduce dqn_cartpole --seeds 5                    # local processes (joblib launcher)
     qlearn-reproduce sac_mujoco --seeds 5 --launcher submitit_slurm env.id=Hopper-v5 \
         hydra.launcher.partition=gpu hydra.launcher.timeout_min=600
+    qlearn-reproduce dqn_cartpole --seeds 5 --launcher ray --ray-address 127.0.0.1:6379   # a running Ray cluster
     qlearn-report reports/dqn_cartpole                         # re-aggregate finished runs
 """
 
@@ -34,8 +35,9 @@ LAUNCHERS = {  # Hydra launcher -> (pip package, plugin module) that provide it
     "joblib": ("hydra-joblib-launcher", "hydra_plugins.hydra_joblib_launcher"),
     "submitit_local": ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher"),
     "submitit_slurm": ("hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher"),
-    "ray": ("hydra-ray-launcher", "hydra_plugins.hydra_ray_launcher"),
+    "ray": ("ray", "ray"),  # qlearn's own Ray path (qlearn/cli/ray_launch.py), not Hydra's Ray plugin
 }
+EXTRAS = {"joblib": "report", "submitit_local": "slurm", "submitit_slurm": "slurm", "ray": "ray"}
 DEFAULT_REFERENCES = Path(__file__).resolve().parents[1] / "references"  # benchmarks/reference, shipped in the wheel
 
 
@@ -66,7 +68,8 @@ def swept(overrides: list[str]) -> Sweep:
 def multirun_command(experiment: str, seeds: list[int], runs_dir: Path, launcher: str, jobs: int,
                      overrides: list[str]) -> list[str]:
     """The ``qlearn-train --multirun`` call: one job per seed (and per value of any other swept key), each in
-    ``<runs_dir>/seed<k>`` (``<runs_dir>/<value>/seed<k>`` for each other swept key, see `swept`)."""
+    ``<runs_dir>/seed<k>`` (``<runs_dir>/<value>/seed<k>`` for each other swept key, see `swept`). For
+    ``--launcher ray`` it is only recorded: `qlearn.cli.ray_launch` runs the same jobs as Ray tasks."""
     command = [sys.executable, "-m", "qlearn.cli.train", "--multirun", f"experiment={experiment}",
                f"seed={','.join(str(s) for s in seeds)}", f"hydra/launcher={launcher}",
                f"hydra.sweep.dir={runs_dir}", f"hydra.sweep.subdir={swept(overrides).subdir}"]
@@ -83,8 +86,8 @@ def check_launcher(launcher: str) -> None:
         return
     package, module = LAUNCHERS[launcher]
     if importlib.util.find_spec(module) is None:
-        raise QlearnError(f"--launcher {launcher} needs the {package} plugin: pip install {package} "
-                          f"(or pip install 'qlearn[report]' for joblib, 'qlearn[slurm]' for submitit).")
+        raise QlearnError(f"--launcher {launcher} needs {package}: pip install 'qlearn[{EXTRAS[launcher]}]' "
+                          f"(or pip install {package}).")
 
 
 def check_experiment(name: str) -> None:
@@ -127,6 +130,9 @@ def reproduce(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="report directory (default reports/<experiment>); must not exist")
     parser.add_argument("--launcher", default="joblib", help=f"Hydra launcher: {', '.join(LAUNCHERS)} (default joblib)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel local jobs (joblib)")
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),
+                        help="--launcher ray: a running cluster (e.g. 127.0.0.1:6379; default $RAY_ADDRESS); "
+                             "unset: a Ray instance for this command")
     parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES,
                         help="directory of reference YAML files (default: the ones shipped with qlearn, benchmarks/reference)")
     args = parser.parse_intermixed_args(argv)
@@ -143,19 +149,35 @@ def reproduce(argv: list[str] | None = None) -> int:
         print(f"qlearn-reproduce: no reference files in {args.references}; the report will have no reference "
               f"column (pass --references <dir of reference YAML files>).", file=sys.stderr)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    command = multirun_command(args.experiment, seeds, (out / "runs").resolve(), args.launcher,
-                               min(args.jobs, args.seeds), list(args.overrides))
+    runs_dir = (out / "runs").resolve()
+    overrides = list(args.overrides)
+    if args.launcher == "ray" and swept(overrides).subdir != "seed${seed}":
+        raise QlearnError("--launcher ray runs one job per seed; sweep other keys with one qlearn-reproduce per "
+                          "value, or use --launcher joblib / submitit_slurm. Nothing was run.")
+    command = multirun_command(args.experiment, seeds, runs_dir, args.launcher, min(args.jobs, args.seeds), overrides)
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:  # parallel local jobs share the cores instead of oversubscribing them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // min(args.jobs, args.seeds)))
+
+    def launch() -> int:
+        if args.launcher != "ray":
+            return subprocess.run(command, env=env, check=False).returncode
+        from qlearn.cli.ray_launch import run_seeds
+
+        return run_seeds(args.experiment, seeds, runs_dir, overrides, args.ray_address,
+                         {"OMP_NUM_THREADS": env["OMP_NUM_THREADS"]})
+
     typed = "qlearn-reproduce " + shlex.join(sys.argv[1:] if argv is None else argv)
-    print(f"qlearn-reproduce: {shlex.join(command)}", file=sys.stderr)
+    shown = shlex.join(command) if args.launcher != "ray" else (
+        f"on Ray ({args.ray_address or 'a local instance'}), one task per seed: qlearn-train experiment={args.experiment} "
+        f"seed={','.join(map(str, seeds))} hydra.run.dir={runs_dir}/seed<seed> {shlex.join(overrides)}")
+    print(f"qlearn-reproduce: {shown}", file=sys.stderr)
     made = [p for p in (out, *out.parents) if not p.exists()]  # what mkdir creates, innermost first
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     finished = False
     try:
-        returncode = subprocess.run(command, env=env, check=False).returncode
+        returncode = launch()
         finished = bool(finished_runs(out / "runs"))
     finally:  # no run finished (a failure, Ctrl-C): leave nothing that would block the retry
         if not finished:
