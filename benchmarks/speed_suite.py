@@ -21,6 +21,8 @@ benchmarks' functions, so peak memory is per agent. Workloads (``--quick`` shrin
   the bare math of ``offline_speed`` (bc: IQL's actor step with unit weights; td3_bc: TD3's update, which TD3
   and DDPG share, plus the BC term), 200 / 20 / 400 / 400 / 400 / 400 updates.
 
+Env throughput (gymnasium's vector envs against EnvPool, Atari with 8 envs) is ``benchmarks/env_speed.py``.
+
 Columns: ``qlearn`` and ``bare PyTorch`` are rates (medians over ``--repeats`` interleaved rounds);
 ``time vs bare`` = qlearn time / bare time = bare rate / qlearn rate (1.00 = no overhead); ``peak RSS``
 = the child's ``ru_maxrss`` (it ran both qlearn and bare), with the RSS after imports in brackets.

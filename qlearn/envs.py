@@ -293,15 +293,19 @@ def make_env(
     vectorization: str = "sync",
     render_mode: str | None = None,
     env_kwargs: dict | None = None,
+    backend: str = "gymnasium",
     **atari_overrides: Any,
 ) -> gym.vector.VectorEnv:
     """A ``SyncVectorEnv``/``AsyncVectorEnv`` of `make_single_env` copies, in SAME_STEP autoreset
     (one synchronous env: a `SingleEnvVector`, which behaves identically at lower cost).
 
     Atari settings as in `make_single_env`. Seeds the action spaces with ``seed`` but does not
-    reset: call ``env.reset(seed=seed)`` first.
+    reset: call ``env.reset(seed=seed)`` first. ``backend="envpool"`` runs Atari and MuJoCo on EnvPool
+    instead, with the same settings and the same SAME_STEP guarantee (`qlearn.envpool_vector`).
     """
     options = AtariOptions.of(atari_options, **atari_overrides)
+    if backend not in ("gymnasium", "envpool"):
+        raise EnvConfigError(f"env.backend must be 'gymnasium' or 'envpool', got {backend!r}")
     if num_envs < 1:
         raise EnvConfigError(f"num_envs must be >= 1, got {num_envs}")
     vector_cls = {"sync": gym.vector.SyncVectorEnv, "async": gym.vector.AsyncVectorEnv}.get(
@@ -311,6 +315,14 @@ def make_env(
         raise EnvConfigError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
     if atari is None:
         atari = is_atari(env_id)
+    if backend == "envpool":
+        from qlearn.envpool_vector import make_envpool
+
+        env = make_envpool(env_id, num_envs=num_envs, seed=seed, atari=atari, options=options,
+                           max_episode_steps=max_episode_steps, render_mode=render_mode, env_kwargs=env_kwargs)
+        env.action_space.seed(seed)
+        env.single_action_space.seed(seed)
+        return env
     if atari:
         _register_ale()  # fail early, in this process, with the install hint
     env_fn = partial(

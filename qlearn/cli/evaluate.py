@@ -31,6 +31,7 @@ def _video_env(env_cfg: dict[str, Any], video_dir: Path) -> gym.vector.VectorEnv
     options = env_options(env_cfg)
     options.pop("num_envs", None)
     options.pop("vectorization", None)
+    options.pop("backend", None)  # videos render through gymnasium's env, whichever backend trained
 
     def make() -> gym.Env:
         env = make_single_env(env_cfg["id"], render_mode="rgb_array", **options)
