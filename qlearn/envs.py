@@ -21,6 +21,7 @@ loss is *not* terminal here: the trainer may do either for learning only, using
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -77,11 +78,26 @@ def _register_ale() -> None:
     gym.register_envs(ale_py)
 
 
+def _class_entry_point(env_id: str) -> gym.envs.registration.EnvSpec | None:
+    """An unregistered ``"package.module:EnvClass"`` as a spec ``gymnasium.make`` builds (``env.id=my.envs:Maze``);
+    ``None`` for registered ids and gymnasium's own ``"module:Env-v0"`` (import the module, then make the id)."""
+    module, sep, name = env_id.partition(":")
+    if not sep or not name.isidentifier():
+        return None
+    try:
+        target = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+    if not (isinstance(target, type) and issubclass(target, gym.Env)):
+        return None
+    return gym.envs.registration.EnvSpec(id=name, entry_point=env_id)
+
+
 def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with a clearer error for ids that are not registered and keyword arguments the env
     does not take (``+env.kwargs.<name>`` on the command line)."""
     try:
-        return gym.make(env_id, **kwargs)
+        return gym.make(_class_entry_point(env_id) or env_id, **kwargs)
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound) as e:
         raise EnvConfigError(
             f"unknown environment id {env_id!r} ({e}); "

@@ -127,3 +127,22 @@ def test_env_kwargs_reach_gymnasium_make_and_a_wrong_one_is_named() -> None:
     env.close()
     with pytest.raises(EnvConfigError, match="does not take the keyword argument 'gravity'"):
         build_env({"id": "Pendulum-v1", "num_envs": 1, "kwargs": {"gravity": 0.0}}, seed=0)
+
+
+def test_a_class_entry_point_makes_an_env_and_names_a_valid_run_directory() -> None:
+    """``env.id=package.module:EnvClass`` builds the class unregistered; gymnasium's ``module:Env-v0`` form still
+    imports the module and makes the registered id; run-directory labels hold no ``:`` or ``/``."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    from qlearn.cli.build import _run_label
+    from qlearn.envs import make_env
+
+    env = make_env("gymnasium.envs.classic_control.cartpole:CartPoleEnv", seed=0, env_kwargs={"sutton_barto_reward": True})
+    assert isinstance(env.envs[0].unwrapped, CartPoleEnv) and env.envs[0].unwrapped._sutton_barto_reward
+    env.close()
+    registered = make_env("gymnasium.envs.classic_control:CartPole-v1", seed=0)
+    assert registered.envs[0].spec.max_episode_steps == 500  # the registered id, with its time limit
+    registered.close()
+    assert _run_label("gymnasium.envs.classic_control.cartpole:CartPoleEnv") == \
+        "gymnasium.envs.classic_control.cartpole_CartPoleEnv"
+    assert _run_label("ALE/Pong-v5") == "ALE_Pong-v5"

@@ -57,8 +57,8 @@ def _by_env(env_id: str, table: Any, default: Any = None) -> Any:
 def _run_label(env_id: Any, dataset_path: Any = None) -> str:
     """The env id for run-directory names; offline presets leave it null until the dataset is read,
     so they are named after the dataset file (``Hopper-v5-medium-replay``)."""
-    if env_id is not None:
-        return str(env_id).replace("/", "_")
+    if env_id is not None:  # valid on every file system: no "/" (ALE/Pong-v5) or ":" (module:EnvClass)
+        return re.sub(r"[^A-Za-z0-9._-]", "_", str(env_id))
     return Path(str(dataset_path)).stem if dataset_path is not None else "dataset"
 
 
