@@ -146,7 +146,8 @@ def pair_row(name: str, compare: Any, overrides: list[str], updates: int, differ
         exact, exact_where = compare(overrides, updates, dtype=torch.float64)
     floor = rounding_floor(overrides, updates, noise_draws, draw)
     return Row(name, updates, worst, where, fused, list(differences),
-               note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}")
+               note=f"float64: {exact:.1e} ({exact_where}); float32 floor, qlearn loop vs fused Adam: {floor:.1e}",
+               float64_rel_diff=exact)
 
 
 def command_line(main: Any) -> None:

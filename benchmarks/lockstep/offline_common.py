@@ -108,4 +108,4 @@ def offline_row(pair: str, updates: int, compare: Callable[[], tuple[float, str]
     with adam_kernel(fused=False), default_dtype(torch.float64):
         worst64, where64 = compare()
     note = f"float64, same kernel: {worst64:.1e} ({where64}){'; ' + float64_note if float64_note else ''}"
-    return Row(pair, updates, worst, where, fused, differences, note)
+    return Row(pair, updates, worst, where, fused, differences, note, float64_rel_diff=worst64)
