@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from common import HEADER, Row, adam_kernel, both_kernels  # noqa: E402
+from common import (HEADER, NullWriter, Row, adam_kernel, both_kernels, default_dtype,  # noqa: E402
+                    is_cleanrl_training_block, main_statements, script_block, script_namespace, snapshot)
 from qlearn import build_agent
 from qlearn.types import Batch, EnvSpec
 
@@ -161,3 +162,29 @@ def command_line(main: Any) -> None:
     print(HEADER)
     for row in main(args.updates, args.overrides or None):
         print(row.line())
+
+
+def cleanrl_scope(script: str, build: tuple[str, ...], updates: int,
+                  dtype: torch.dtype = torch.float32) -> tuple[dict[str, Any], list[Batch], Any]:
+    """CleanRL's continuous-action ``script`` from its snapshot, ready to run in lockstep: its module-level classes,
+    then its ``__main__`` lines that start with ``build`` (networks, targets, optimizers) run into one scope with
+    Hopper's spaces, and an ``rb.sample`` that hands out `make_batches`' batches (``updates`` of them, also
+    returned for qlearn's side). Returns the scope, the batches and the compiled training block
+    (``if global_step > args.learning_starts:``), which runs with ``exec(block, scope)`` after setting
+    ``scope["global_step"]``."""
+    import time
+    from types import SimpleNamespace
+
+    path = snapshot("cleanrl") / "cleanrl" / script
+    namespace = script_namespace(path, extra_sys_path=[snapshot("cleanrl")])
+    envs = SimpleNamespace(single_observation_space=gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,)),
+                           single_action_space=gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,)))
+    batches = make_batches(updates, dtype=dtype)
+    queue = [SimpleNamespace(observations=b.obs, next_observations=b.next_obs, actions=b.action,
+                             rewards=b.reward[:, None], dones=b.terminated[:, None]) for b in batches]
+    scope = dict(namespace, args=namespace["Args"](), envs=envs, device=torch.device("cpu"),
+                 rb=SimpleNamespace(sample=lambda batch_size: queue.pop(0)), writer=NullWriter(), start_time=time.time())
+    torch.manual_seed(0)
+    with default_dtype(dtype):
+        exec(main_statements(path, build), scope)
+    return scope, batches, script_block(path, is_cleanrl_training_block)

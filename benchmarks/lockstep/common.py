@@ -257,6 +257,18 @@ def is_cleanrl_training_block(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and ast.unparse(node.test) == "global_step > args.learning_starts"
 
 
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Tensors made inside with ``torch.Tensor(...)`` / ``torch.zeros`` (references' networks, batches) take ``dtype``
+    (``torch.set_default_dtype``; the float64 comparisons)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 class NullWriter:
     """Stands in for the TensorBoard ``SummaryWriter`` a reference's training block logs to."""
 

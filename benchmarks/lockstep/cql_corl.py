@@ -182,7 +182,7 @@ def main(updates: int = 200) -> list[Row]:
 if __name__ == "__main__":
     if "--diagnose" in sys.argv:
         from common import adam_kernel
-        from offline_common import default_dtype
+        from common import default_dtype
 
         with adam_kernel(fused=False), default_dtype(torch.float64):
             print("float64, CORL's log-std scalars frozen (not CORL's behaviour):",

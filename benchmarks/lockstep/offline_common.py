@@ -8,16 +8,15 @@ modules into ``sys.modules`` for those that are not installed, so the scripts im
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import types
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from common import Row, adam_kernel, both_kernels
+from common import Row, adam_kernel, both_kernels, default_dtype
 
 from qlearn.networks.ensemble import EnsembleMLP
 
@@ -84,17 +83,6 @@ def continuous_batches(updates: int, batch_size: int, obs_dim: int, action_dim: 
             "terminated": (torch.rand(batch_size, generator=g) < terminal_rate).to(torch.get_default_dtype()),
         })
     return out
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Networks and batches built inside use ``dtype`` (``torch.set_default_dtype``)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def offline_row(pair: str, updates: int, compare: Callable[[], tuple[float, str]], differences: list[str],

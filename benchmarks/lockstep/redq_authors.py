@@ -26,7 +26,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from actor_critic import (ACTION_DIM, BATCH_SIZE, OBS_DIM, actor_pairs, copy_actor, copy_members,  # noqa: E402
                           make_batches, member_pairs, qlearn_agent, command_line, pair_row)
-from common import NormalTape, Row, largest_difference, layers, snapshot  # noqa: E402
+from common import NormalTape, Row, default_dtype, largest_difference, layers, snapshot  # noqa: E402
 
 UTD = 20  # G: the preset's trainer.updates_per_step and the code's utd_ratio = policy_update_delay
 PRESET = ["experiment=redq_mujoco"]
@@ -80,17 +80,6 @@ def numpy_choice(draws: list[np.ndarray], on_draw: Callable[[np.ndarray], None] 
         yield
     finally:
         np.random.choice = original  # type: ignore[assignment]
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """The code makes its tensors with ``torch.Tensor(...)`` / ``torch.zeros``: the default dtype (float64 diagnostic)."""
-    original = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(original)
 
 
 def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float32,

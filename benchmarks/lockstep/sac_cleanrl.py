@@ -16,20 +16,14 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import gymnasium as gym
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from actor_critic import (ACTION_DIM, BATCH_SIZE, OBS_DIM, actor_pairs, copy_actor, copy_members,  # noqa: E402
-                          make_batches, member_pairs, qlearn_agent, command_line, pair_row)
-from common import (NormalTape, NullWriter, Row, is_cleanrl_training_block, main_statements, largest_difference, layers,  # noqa: E402
-                    script_block, script_namespace, snapshot)
-from redq_authors import default_dtype  # noqa: E402
+from actor_critic import (ACTION_DIM, BATCH_SIZE, actor_pairs, cleanrl_scope, copy_actor, copy_members,  # noqa: E402
+                          member_pairs, qlearn_agent, command_line, pair_row)
+from common import NormalTape, Row, default_dtype, largest_difference, layers  # noqa: E402
 
 PRESET = ["experiment=sac_mujoco"]
 # CleanRL's learning rates (q_lr 1e-3 for the critics and alpha, policy_lr 3e-4): settings, not switches
@@ -50,21 +44,8 @@ BUILD = ("actor =", "qf1 =", "qf2 =", "qf1_target =", "qf2_target =", "qf1_targe
 def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
     """Both sides from the same weights, ``updates`` updates on the same batches and noise; the largest relative
     parameter difference and where."""
-    path = snapshot("cleanrl") / "cleanrl" / "sac_continuous_action.py"
-    namespace = script_namespace(path, extra_sys_path=[snapshot("cleanrl")])
-    args = namespace["Args"]()
-    envs = SimpleNamespace(single_observation_space=gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,)),
-                           single_action_space=gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,)))
-    batches = make_batches(updates, dtype=dtype)
-    queue = [SimpleNamespace(observations=b.obs, next_observations=b.next_obs, actions=b.action,
-                             rewards=b.reward[:, None], dones=b.terminated[:, None]) for b in batches]
-    rb = SimpleNamespace(sample=lambda batch_size: queue.pop(0))
-    scope = dict(namespace, args=args, envs=envs, device=torch.device("cpu"), rb=rb, writer=NullWriter(),
-                 start_time=time.time())
-    torch.manual_seed(0)
-    with default_dtype(dtype):
-        exec(main_statements(path, BUILD), scope)
-    training_block = script_block(path, is_cleanrl_training_block)
+    scope, batches, training_block = cleanrl_scope("sac_continuous_action.py", BUILD, updates, dtype)
+    args = scope["args"]
 
     agent = qlearn_agent(overrides).to(dtype)
     actor = scope["actor"]

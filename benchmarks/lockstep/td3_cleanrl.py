@@ -16,21 +16,15 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import gymnasium as gym
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from actor_critic import (ACTION_DIM, BATCH_SIZE, OBS_DIM, copy_members, make_batches, member_pairs,  # noqa: E402
+from actor_critic import (ACTION_DIM, BATCH_SIZE, cleanrl_scope, copy_members, member_pairs,  # noqa: E402
                           qlearn_agent, command_line, pair_row)
-from common import (NormalTape, NullWriter, Row, copy_layers, is_cleanrl_training_block, largest_difference,  # noqa: E402
-                    layers, main_statements, script_block, script_namespace, snapshot)
-from redq_authors import default_dtype  # noqa: E402
-from td3_sb3 import actor_layers  # noqa: E402
+from common import NormalTape, Row, copy_layers, default_dtype, largest_difference, layers  # noqa: E402
+from td3_sb3 import actor_layers, deterministic_actor_pairs  # noqa: E402
 
 PRESET = ["experiment=td3_mujoco"]
 # No differences to switch: CleanRL's defaults are the authors' (lr 3e-4 both, batch 256, tau 0.005, policy noise 0.2
@@ -43,21 +37,8 @@ BUILD = ("actor =", "qf1 =", "qf2 =", "qf1_target =", "qf2_target =", "target_ac
 def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float32) -> tuple[float, str]:
     """Both sides from the same weights, ``updates`` updates on the same batches and noise; the largest relative
     parameter difference and where."""
-    path = snapshot("cleanrl") / "cleanrl" / "td3_continuous_action.py"
-    namespace = script_namespace(path, extra_sys_path=[snapshot("cleanrl")])
-    args = namespace["Args"]()
-    envs = SimpleNamespace(single_observation_space=gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,)),
-                           single_action_space=gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,)))
-    batches = make_batches(updates, dtype=dtype)
-    queue = [SimpleNamespace(observations=b.obs, next_observations=b.next_obs, actions=b.action,
-                             rewards=b.reward[:, None], dones=b.terminated[:, None]) for b in batches]
-    rb = SimpleNamespace(sample=lambda batch_size: queue.pop(0))
-    scope = dict(namespace, args=args, envs=envs, device=torch.device("cpu"), rb=rb, writer=NullWriter(),
-                 start_time=time.time())
-    torch.manual_seed(0)
-    with default_dtype(dtype):
-        exec(main_statements(path, BUILD), scope)
-    training_block = script_block(path, is_cleanrl_training_block)
+    scope, batches, training_block = cleanrl_scope("td3_continuous_action.py", BUILD, updates, dtype)
+    args = scope["args"]
 
     agent = qlearn_agent(overrides).to(dtype)
     actors = {"actor": (agent.actor, scope["actor"]), "actor_target": (agent.actor_target, scope["target_actor"])}
@@ -80,10 +61,7 @@ def compare(overrides: list[str], updates: int, dtype: torch.dtype = torch.float
         with tape.patch_randn_like(), default_dtype(dtype), contextlib.redirect_stdout(io.StringIO()):
             exec(training_block, scope)  # (its every-100-steps "SPS:" line is not for the table)
         tape.check_empty()
-    pairs = []
-    for name, (qlearn_net, cleanrl_net) in actors.items():
-        for i, (a, b) in enumerate(zip(actor_layers(qlearn_net), layers(cleanrl_net))):
-            pairs += [(f"{name}.{i}.weight", a.weight, b.weight), (f"{name}.{i}.bias", a.bias, b.bias)]
+    pairs = deterministic_actor_pairs(actors)
     pairs += member_pairs("critic", agent.critic, members)
     pairs += member_pairs("critic_target", agent.critic_target, target_members)
     return largest_difference(pairs)

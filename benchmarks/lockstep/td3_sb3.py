@@ -35,6 +35,15 @@ def actor_layers(actor: torch.nn.Module) -> list[torch.nn.Module]:
     return [*layers(actor.trunk), actor.head]
 
 
+def deterministic_actor_pairs(sides: dict[str, tuple[torch.nn.Module, torch.nn.Module]]) -> list[tuple]:
+    """``(name, qlearn tensor, reference tensor)`` for every layer of each (qlearn actor, reference actor) pair."""
+    pairs = []
+    for name, (qlearn_net, reference_net) in sides.items():
+        for i, (a, b) in enumerate(zip(actor_layers(qlearn_net), layers(reference_net))):
+            pairs += [(f"{name}.{i}.weight", a.weight, b.weight), (f"{name}.{i}.bias", a.bias, b.bias)]
+    return pairs
+
+
 def compare(overrides: list[str], updates: int, trace: list[tuple[float, str]] | None = None,
             dtype: torch.dtype = torch.float32, algorithm: str = "TD3") -> tuple[float, str]:
     """Both sides from the same weights, ``updates`` updates on the same batches and noise; the largest relative
@@ -62,10 +71,7 @@ def compare(overrides: list[str], updates: int, trace: list[tuple[float, str]] |
         model.policy.to(dtype)
 
     def difference() -> tuple[float, str]:
-        pairs = []
-        for name, (qlearn_net, sb3_net) in sides.items():
-            for i, (a, b) in enumerate(zip(actor_layers(qlearn_net), layers(sb3_net))):
-                pairs += [(f"{name}.{i}.weight", a.weight, b.weight), (f"{name}.{i}.bias", a.bias, b.bias)]
+        pairs = deterministic_actor_pairs(sides)
         pairs += member_pairs("critic", agent.critic, members)
         pairs += member_pairs("critic_target", agent.critic_target, target_members)
         return largest_difference(pairs)
