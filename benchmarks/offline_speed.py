@@ -18,6 +18,7 @@ Figures are medians over ``--repeats`` interleaved rounds of ``--updates`` updat
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import platform
 import statistics
@@ -33,7 +34,7 @@ from redq_speed import timed  # benchmarks/ is the script's directory, so on sys
 from qlearn import EnvSpec
 from qlearn.agents import DQN, IQL, REDQ, TD3
 from qlearn.imitation import ImitationFilter
-from qlearn.losses import ContinuousCQLPenalty, CQLPenalty
+from qlearn.losses import ContinuousCQLPenalty, CQLPenalty, EnsembleGradientDiversity
 from qlearn.networks import MLP
 from qlearn.offline import OfflineDataset
 from qlearn.optim import adam
@@ -78,9 +79,12 @@ class Ensemble(nn.Module):
         self.b = nn.ParameterList([nn.Parameter((torch.rand(n, 1, o, device=device) * 2 - 1) / math.sqrt(i))
                                    for i, o in zip(sizes[:-1], sizes[1:])])
 
-    def forward(self, x: Tensor) -> Tensor:  # [B, in] -> [N, B, out]
+    def forward(self, x: Tensor) -> Tensor:  # [B, in] -> [N, B, out]; [N, B, in]: one input per member
         n, i, o = self.w[0].shape
-        h = (x @ self.w[0].permute(1, 0, 2).reshape(i, n * o)).view(-1, n, o).transpose(0, 1) + self.b[0]
+        if x.dim() == 3:
+            h = torch.baddbmm(self.b[0], x, self.w[0])
+        else:
+            h = (x @ self.w[0].permute(1, 0, 2).reshape(i, n * o)).view(-1, n, o).transpose(0, 1) + self.b[0]
         for w, b in zip(self.w[1:], self.b[1:]):
             h = torch.baddbmm(b, torch.relu(h), w)
         return h
@@ -127,6 +131,19 @@ def bare_iql(device: torch.device) -> Callable[[Batch], None]:
     return update
 
 
+def tanh_gaussian(actor: nn.Module, obs: Tensor, log_std_min: float = -20.0) -> tuple[Tensor, Tensor]:
+    """A reparameterised tanh-Gaussian action and its exact log-probability (SAC's actor, Haarnoja et al., 2018)."""
+    mean, ls = actor(obs).chunk(2, -1)
+    ls = ls.clamp(log_std_min, 2)
+    u = mean + ls.exp() * torch.randn_like(mean)
+    logp = (-0.5 * ((u - mean) / ls.exp()).pow(2) - ls - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return torch.tanh(u), logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+
+
+def q_of(net: nn.Module, obs: Tensor, act: Tensor) -> Tensor:
+    return net(torch.cat((obs, act), 1)).squeeze(-1)
+
+
 def bare_cql(device: torch.device, k: int = 10) -> Callable[[Batch], None]:
     o, a = 11, 3
     critic, actor = Ensemble([o + a, H, H, 1], 2, device), mlp([o, H, H, 2 * a], device)
@@ -138,14 +155,7 @@ def bare_cql(device: torch.device, k: int = 10) -> Callable[[Batch], None]:
             torch.optim.Adam([log_alpha], lr=1e-4, fused=True)]
 
     def pi(obs: Tensor) -> tuple[Tensor, Tensor]:
-        mean, ls = actor(obs).chunk(2, -1)
-        ls = ls.clamp(-20, 2)
-        u = mean + ls.exp() * torch.randn_like(mean)
-        logp = (-0.5 * ((u - mean) / ls.exp()).pow(2) - ls - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return torch.tanh(u), logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-
-    def q_of(net: nn.Module, obs: Tensor, act: Tensor) -> Tensor:
-        return net(torch.cat((obs, act), 1)).squeeze(-1)
+        return tanh_gaussian(actor, obs)
 
     def update(b: Batch) -> None:
         with torch.no_grad():
@@ -213,9 +223,9 @@ def bare_discrete_bcq(device: torch.device, threshold: float = 0.3) -> Callable[
 
 
 # --------------------------------------------------------------------------- qlearn agents
-def bare_td3_bc(device: torch.device, alpha: float = 2.5) -> Callable[[Batch], None]:
-    """TD3+BC (the TD3 update plus the BC term): smoothed clipped double-Q target, the actor and both targets every
-    second update (Fujimoto & Gu, 2021; Fujimoto et al., 2018, Alg. 1)."""
+def bare_td3_bc(device: torch.device, alpha: float | None = 2.5) -> Callable[[Batch], None]:
+    """TD3+BC (the TD3 update plus the BC term; ``alpha=None``: TD3 alone): smoothed clipped double-Q target, the
+    actor and both targets every second update (Fujimoto & Gu, 2021; Fujimoto et al., 2018, Alg. 1)."""
     o, a = 11, 3
     critic, critic_target = Ensemble([o + a, H, H, 1], 2, device), Ensemble([o + a, H, H, 1], 2, device)
     actor, actor_target = mlp([o, H, H, a], device), mlp([o, H, H, a], device)
@@ -238,10 +248,47 @@ def bare_td3_bc(device: torch.device, alpha: float = 2.5) -> Callable[[Batch], N
             critic.requires_grad_(False)
             pi = torch.tanh(actor(b.obs))
             q1 = critic(torch.cat([b.obs, pi], -1))[0, :, 0]
-            step(actor_opt, -alpha / q1.abs().mean().detach() * q1.mean() + F.mse_loss(pi, b.action))
+            if alpha is None:
+                step(actor_opt, -q1.mean())
+            else:
+                step(actor_opt, -alpha / q1.abs().mean().detach() * q1.mean() + F.mse_loss(pi, b.action))
             critic.requires_grad_(True)
             polyak(critic, critic_target)
             polyak(actor, actor_target)
+
+    return update
+
+
+def bare_sac_n(device: torch.device, n: int = 10, eta: float = 0.0) -> Callable[[Batch], None]:
+    """SAC-N (An et al., 2021): N critics (3x256), the min over all N in the soft target and in the actor loss; the
+    critic, then the actor on the stepped critic, then the temperature. ``eta > 0`` adds EDAC's penalty (Eq. 5): the
+    mean over the batch of sum_{i != j} <g_i, g_j> / (N - 1), g_i the unit action-gradient of critic i."""
+    o, a, sizes = 11, 3, [14, H, H, H, 1]
+    critic, target = Ensemble(sizes, n, device), Ensemble(sizes, n, device)
+    target.load_state_dict(critic.state_dict())
+    actor, log_alpha = mlp([o, H, H, H, 2 * a], device), nn.Parameter(torch.zeros((), device=device))
+    opts = [torch.optim.Adam(p, lr=LR, fused=True) for p in (critic.parameters(), actor.parameters(), [log_alpha])]
+
+    def update(b: Batch) -> None:
+        alpha = log_alpha.detach().exp()
+        with torch.no_grad():
+            na, nlp = tanh_gaussian(actor, b.next_obs, -5.0)
+            y = b.reward + GAMMA * (1 - b.terminated) * (q_of(target, b.next_obs, na).min(0).values - alpha * nlp)
+        q = q_of(critic, b.obs, b.action)
+        loss = n * F.mse_loss(q, y.expand_as(q))
+        if eta > 0:
+            act = b.action.unsqueeze(0).expand(n, -1, -1).clone().requires_grad_(True)
+            qa = critic(torch.cat((b.obs.unsqueeze(0).expand(n, -1, -1), act), -1))
+            g = torch.autograd.grad(qa.sum(), act, create_graph=True)[0]
+            g = g / (g.norm(dim=-1, keepdim=True) + 1e-10)
+            loss = loss + eta * (g.sum(0).pow(2).sum(-1) - g.pow(2).sum((0, 2))).mean() / (n - 1)
+        step(opts[0], loss)
+        critic.requires_grad_(False)
+        act, logp = tanh_gaussian(actor, b.obs, -5.0)
+        step(opts[1], (alpha * logp - q_of(critic, b.obs, act).min(0).values).mean())
+        critic.requires_grad_(True)
+        step(opts[2], -(log_alpha * (logp.detach() - a)).mean())
+        polyak(critic, target)
 
     return update
 
@@ -253,8 +300,12 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
         return REDQ.from_spec(HOPPER, num_q=2, actor_q="min", network={"hidden_sizes": (H, H)}, actor_lr=1e-4,
                               alpha_lr=1e-4, next_value=SoftMinNextValue(2, backup_entropy=False),
                               critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
-    if name == "td3_bc":
-        return TD3.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, bc_alpha=2.5).to(device)
+    if name in ("td3_bc", "td3"):
+        return TD3.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, bc_alpha=2.5 if name == "td3_bc" else None).to(device)
+    if name in ("sac_n", "edac"):  # the presets' settings at N = 10 (CORL: 200 / 50), 3x256 networks
+        return REDQ.from_spec(HOPPER, num_q=10, next_value=SoftMinNextValue(10), actor_q="min", log_std_min=-5.0,
+                              log_prob_epsilon=1e-6, network={"hidden_sizes": (H, H, H)},
+                              critic_regularizer=EnsembleGradientDiversity(1.0) if name == "edac" else None).to(device)
     if name == "bcq_discrete":
         return DQN(MLP(4, 2, (H, H)), 2, optimizer=adam(LR), next_value=DoubleQNextValue(), loss="huber",
                    max_grad_norm=None, target_updater=PolyakUpdate(TAU),
@@ -265,7 +316,8 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
 
 
 BARE = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql, "bcq_discrete": bare_discrete_bcq,
-        "td3_bc": bare_td3_bc}
+        "td3_bc": bare_td3_bc, "td3": functools.partial(bare_td3_bc, alpha=None), "sac_n": bare_sac_n,
+        "edac": functools.partial(bare_sac_n, eta=1.0)}
 DISCRETE = ("cql_discrete", "bcq_discrete")  # CartPole sizes; the others Hopper's
 
 
