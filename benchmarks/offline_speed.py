@@ -38,7 +38,8 @@ from qlearn.losses import ContinuousCQLPenalty, CQLPenalty, EnsembleGradientDive
 from qlearn.networks import MLP
 from qlearn.offline import OfflineDataset
 from qlearn.optim import adam
-from qlearn.targets import DoubleQNextValue, SoftMinNextValue
+from qlearn.exploration import GaussianActionNoise
+from qlearn.targets import DoubleQNextValue, SmoothedMinNextValue, SoftMinNextValue
 from qlearn.trainers import OfflineTrainer
 from qlearn.types import Batch
 from qlearn.updaters import PolyakUpdate
@@ -223,11 +224,13 @@ def bare_discrete_bcq(device: torch.device, threshold: float = 0.3) -> Callable[
 
 
 # --------------------------------------------------------------------------- qlearn agents
-def bare_td3_bc(device: torch.device, alpha: float | None = 2.5) -> Callable[[Batch], None]:
+def bare_td3_bc(device: torch.device, alpha: float | None = 2.5, ddpg: bool = False) -> Callable[[Batch], None]:
     """TD3+BC (the TD3 update plus the BC term; ``alpha=None``: TD3 alone): smoothed clipped double-Q target, the
-    actor and both targets every second update (Fujimoto & Gu, 2021; Fujimoto et al., 2018, Alg. 1)."""
+    actor and both targets every second update (Fujimoto & Gu, 2021; Fujimoto et al., 2018, Alg. 1). ``ddpg``: the
+    TD3 paper's DDPG, one critic, no smoothing, the actor and targets every update."""
     o, a = 11, 3
-    critic, critic_target = Ensemble([o + a, H, H, 1], 2, device), Ensemble([o + a, H, H, 1], 2, device)
+    n, delay, sigma = (1, 1, 0.0) if ddpg else (2, 2, 0.2)
+    critic, critic_target = Ensemble([o + a, H, H, 1], n, device), Ensemble([o + a, H, H, 1], n, device)
     actor, actor_target = mlp([o, H, H, a], device), mlp([o, H, H, a], device)
     critic_target.load_state_dict(critic.state_dict())
     actor_target.load_state_dict(actor.state_dict())
@@ -237,14 +240,16 @@ def bare_td3_bc(device: torch.device, alpha: float | None = 2.5) -> Callable[[Ba
 
     def update(b: Batch) -> None:
         with torch.no_grad():
-            noise = (0.2 * torch.randn_like(b.action)).clamp(-0.5, 0.5)
-            next_action = (torch.tanh(actor_target(b.next_obs)) + noise).clamp(-1.0, 1.0)
+            next_action = torch.tanh(actor_target(b.next_obs))
+            if sigma:
+                noise = (sigma * torch.randn_like(b.action)).clamp(-0.5, 0.5)
+                next_action = (next_action + noise).clamp(-1.0, 1.0)
             next_q = critic_target(torch.cat([b.next_obs, next_action], -1)).squeeze(-1).min(dim=0).values
             y = b.reward + GAMMA * (1 - b.terminated) * next_q
         q = critic(torch.cat([b.obs, b.action], -1)).squeeze(-1)
-        step(critic_opt, 2 * F.mse_loss(q, y.expand_as(q)))
+        step(critic_opt, n * F.mse_loss(q, y.expand_as(q)))
         count[0] += 1
-        if count[0] % 2 == 0:
+        if count[0] % delay == 0:
             critic.requires_grad_(False)
             pi = torch.tanh(actor(b.obs))
             q1 = critic(torch.cat([b.obs, pi], -1))[0, :, 0]
@@ -302,6 +307,10 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
                               critic_regularizer=ContinuousCQLPenalty(num_samples=10, weight=5.0)).to(device)
     if name in ("td3_bc", "td3"):
         return TD3.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, bc_alpha=2.5 if name == "td3_bc" else None).to(device)
+    if name == "ddpg":  # configs/agent/ddpg.yaml
+        return TD3.from_spec(HOPPER, network={"hidden_sizes": (H, H)}, num_q=1, policy_delay=1,
+                             next_value=SmoothedMinNextValue(GaussianActionNoise(0.0, None)),
+                             target_updater=PolyakUpdate(TAU, every=1)).to(device)
     if name in ("sac_n", "edac"):  # the presets' settings at N = 10 (CORL: 200 / 50), 3x256 networks
         return REDQ.from_spec(HOPPER, num_q=10, next_value=SoftMinNextValue(10), actor_q="min", log_std_min=-5.0,
                               log_prob_epsilon=1e-6, network={"hidden_sizes": (H, H, H)},
@@ -316,7 +325,8 @@ def qlearn_agent(name: str, device: torch.device) -> torch.nn.Module:
 
 
 BARE = {"iql": bare_iql, "cql": bare_cql, "cql_discrete": bare_discrete_cql, "bcq_discrete": bare_discrete_bcq,
-        "td3_bc": bare_td3_bc, "td3": functools.partial(bare_td3_bc, alpha=None), "sac_n": bare_sac_n,
+        "td3_bc": bare_td3_bc, "td3": functools.partial(bare_td3_bc, alpha=None),
+        "ddpg": functools.partial(bare_td3_bc, alpha=None, ddpg=True), "sac_n": bare_sac_n,
         "edac": functools.partial(bare_sac_n, eta=1.0)}
 DISCRETE = ("cql_discrete", "bcq_discrete")  # CartPole sizes; the others Hopper's
 

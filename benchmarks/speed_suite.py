@@ -20,9 +20,9 @@ benchmarks' functions, so peak memory is per agent. Workloads (``--quick`` shrin
   the discrete ones) on ``offline_speed.dataset``: ``OfflineTrainer`` (device sampling + update + bookkeeping) vs
   the bare math of ``offline_speed`` (bc: IQL's actor step with unit weights; td3_bc: TD3's update, which TD3
   and DDPG share, plus the BC term), 200 / 20 / 400 / 400 / 400 / 400 updates.
-* td3, sac_n, edac: the same offline gradient steps for TD3's update (the online TD3 and DDPG presets' update:
-  what they add is env stepping, which the dqn and Hopper rows measure), SAC-N at N = 10 (3x256 critics, the
-  preset's networks; CORL's N is 200) and EDAC (SAC-N plus its gradient-diversity penalty, N = 10), 400 / 100 / 50.
+* td3, ddpg, sac_n, edac: the same offline gradient steps for TD3's and DDPG's updates (the online presets'
+  updates: what they add is env stepping, which the dqn and Hopper rows measure), SAC-N at N = 10 (3x256 critics, the
+  preset's networks; CORL's N is 200) and EDAC (SAC-N plus its gradient-diversity penalty, N = 10), 400 / 400 / 100 / 50.
 
 Env throughput (gymnasium's vector envs against EnvPool, Atari with 8 envs) is ``benchmarks/env_speed.py``.
 
@@ -60,10 +60,10 @@ from offline_speed import B, CARTPOLE, H, HOPPER
 # Workload size per agent: env steps (dqn, double_dqn, Hopper online, per round) or updates (offline, per round).
 FULL = {"dqn": 40_000, "double_dqn": 40_000, "drq_eps": 30, "sac": 200, "redq": 10, "droq": 20,
         "iql": 200, "cql": 20, "cql_discrete": 400, "bcq_discrete": 400, "bc": 400, "td3_bc": 400, "td3": 400,
-        "sac_n": 100, "edac": 50}
+        "ddpg": 400, "sac_n": 100, "edac": 50}
 QUICK = {"dqn": 2_000, "double_dqn": 2_000, "drq_eps": 2, "sac": 10, "redq": 1, "droq": 1,
-         "iql": 10, "cql": 2, "cql_discrete": 20, "bcq_discrete": 20, "bc": 20, "td3_bc": 20, "td3": 20, "sac_n": 5,
-         "edac": 5}
+         "iql": 10, "cql": 2, "cql_discrete": 20, "bcq_discrete": 20, "bc": 20, "td3_bc": 20, "td3": 20, "ddpg": 20,
+         "sac_n": 5, "edac": 5}
 PEERS = {"stable_baselines3": ("dqn", "sac"), "d3rlpy": ("iql", "cql", "cql_discrete", "bcq_discrete", "bc")}
 
 
