@@ -221,6 +221,14 @@ def test_runs_are_grouped_by_every_setting_but_the_seed(tmp_path: Path) -> None:
             "dqn on CartPole-v1 agent.lr=0.001"] * 2
 
 
+def test_a_setting_added_later_with_a_null_default_does_not_split_the_seeds(tmp_path: Path) -> None:
+    """Seed 0 ran before ``network.noisy_sigma0`` existed, seed 1 records it as null: one experiment, two seeds."""
+    fake_run(tmp_path / "s0", 0, 100.0, [(2000, 100.0)], config=dqn_config(0, 1e-3))
+    fake_run(tmp_path / "s1", 1, 200.0, [(2000, 200.0)], config=dqn_config(1, 1e-3, network={"noisy_sigma0": None}))
+    assert {name: [r.seed for r in runs] for name, runs in group_runs(read_sweep(tmp_path)).items()} == {
+        "dqn on CartPole-v1": [0, 1]}
+
+
 def test_a_setting_and_its_interpolated_copies_are_named_once(tmp_path: Path) -> None:
     for steps in (1000, 2000):
         fake_run(tmp_path / f"s{steps}", 0, 1.0, [(steps, 1.0)], config=dqn_config(0, 1e-3, total_steps=steps))

@@ -84,12 +84,13 @@ def _is_setting(key: str) -> bool:
 
 
 def read_settings(config_path: Path) -> dict[str, Any]:
-    """A run's resolved config as ``{"agent.lr": 0.001, ...}`` without seeds and `NOT_SETTINGS`
+    """A run's resolved config as ``{"agent.lr": 0.001, ...}`` without seeds, `NOT_SETTINGS` and null values
     (empty when the run has no ``config.yaml``)."""
     if not config_path.is_file():
         return {}
     flat = _flatten(yaml.safe_load(config_path.read_text()) or {})
-    return {key: value for key, value in flat.items() if _is_setting(key)}
+    # a null setting is the same run as one recorded before the setting existed (new settings default to null)
+    return {key: value for key, value in flat.items() if _is_setting(key) and value is not None}
 
 
 def behaviour_return(dataset: str | None) -> float | None:
@@ -149,7 +150,10 @@ def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
     for (label, _), members in by_config.items():
         siblings = [g[0].settings for (other, _), g in by_config.items() if other == label]
         shown = " ".join(f"{key}={members[0].settings.get(key)}" for key in _differing(siblings))
-        groups[f"{label} {shown}" if shown else label] = members
+        name = f"{label} {shown}" if shown else label
+        if name in groups:  # never drop runs: settings that differ only in form still get their own name
+            name = f"{name} (config {sum(1 for g in groups if g.startswith(name)) + 1})"
+        groups[name] = members
     return dict(sorted(groups.items()))
 
 
