@@ -19,7 +19,9 @@ def test_reproduce_on_a_running_ray_head_gets_a_report_with_every_seed(tmp_path:
     pytest.importorskip("ray")
     ray_cli = Path(sys.executable).with_name("ray")
     temp = tempfile.mkdtemp(prefix="qlray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # loopback only: without this Ray resolves 127.0.0.1 to the machine's public address and binds every interface
+    # (ray/_private/services.py resolve_ip_for_localhost; the variable is Ray's switch for single-machine clusters)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     start = subprocess.run([str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={PORT}",
                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
                            capture_output=True, text=True, timeout=180, env=env)
