@@ -24,7 +24,10 @@ benchmarks' functions, so peak memory is per agent. Workloads (``--quick`` shrin
   updates: what they add is env stepping, which the dqn and Hopper rows measure), SAC-N at N = 10 (3x256 critics, the
   preset's networks; CORL's N is 200) and EDAC (SAC-N plus its gradient-diversity penalty, N = 10), 400 / 400 / 100 / 50.
 
-Env throughput (gymnasium's vector envs against EnvPool, Atari with 8 envs) is ``benchmarks/env_speed.py``.
+* envpool: env throughput, not an agent: PongNoFrameskip-v4 with 8 envs and random actions, 500 vector steps per
+  round, through qlearn's ``make_env`` with ``env.backend=envpool`` (the ``qlearn`` column) and with gymnasium's
+  ``SyncVectorEnv`` (the ``bare PyTorch`` column holds gymnasium's rate here), both keeping SAME_STEP autoreset;
+  ``benchmarks/env_speed.py`` adds gymnasium's ``AsyncVectorEnv``.
 
 Columns: ``qlearn`` and ``bare PyTorch`` are rates (medians over ``--repeats`` interleaved rounds);
 ``time vs bare`` = qlearn time / bare time = bare rate / qlearn rate (1.00 = no overhead); ``peak RSS``
@@ -60,10 +63,10 @@ from offline_speed import B, CARTPOLE, H, HOPPER
 # Workload size per agent: env steps (dqn, double_dqn, Hopper online, per round) or updates (offline, per round).
 FULL = {"dqn": 40_000, "double_dqn": 40_000, "drq_eps": 30, "sac": 200, "redq": 10, "droq": 20,
         "iql": 200, "cql": 20, "cql_discrete": 400, "bcq_discrete": 400, "bc": 400, "td3_bc": 400, "td3": 400,
-        "ddpg": 400, "sac_n": 100, "edac": 50}
+        "ddpg": 400, "sac_n": 100, "edac": 50, "envpool": 500}
 QUICK = {"dqn": 2_000, "double_dqn": 2_000, "drq_eps": 2, "sac": 10, "redq": 1, "droq": 1,
          "iql": 10, "cql": 2, "cql_discrete": 20, "bcq_discrete": 20, "bc": 20, "td3_bc": 20, "td3": 20, "ddpg": 20,
-         "sac_n": 5, "edac": 5}
+         "sac_n": 5, "edac": 5, "envpool": 50}
 PEERS = {"stable_baselines3": ("dqn", "sac"), "d3rlpy": ("iql", "cql", "cql_discrete", "bcq_discrete", "bc")}
 
 
@@ -173,8 +176,17 @@ def child(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     agent, n = args.child, (QUICK if args.quick else FULL)[args.child]
     out = {"agent": agent, "rss_import": rss_mib(), "threads": torch.get_num_threads(), "device": args.device}
-    unit = "env-steps/s" if agent in ("dqn", "double_dqn", "sac", "redq", "droq") else "updates/s"
-    if args.peer:
+    unit = ("env-steps/s" if agent in ("dqn", "double_dqn", "sac", "redq", "droq", "envpool") else "updates/s")
+    if agent == "envpool":
+        import env_speed
+
+        pool, gym_sync = [], []
+        for _ in range(args.repeats):  # interleaved rounds
+            pool.append(env_speed.rate("PongNoFrameskip-v4", "envpool", "sync", 8, n))
+            gym_sync.append(env_speed.rate("PongNoFrameskip-v4", "gymnasium", "sync", 8, n))
+        out.update(workload=f"Pong, 8 envs, {n} vector steps; bare column: gymnasium SyncVectorEnv",
+                   rate=statistics.median(pool), bare=statistics.median(gym_sync), runs=pool, bare_runs=gym_sync)
+    elif args.peer:
         rates = peer_rates(args.peer, agent, n, args.repeats, args.device)
         out.update(agent=f"{agent} [{args.peer}]", workload="same as above", rate=statistics.median(rates), runs=rates)
     else:
