@@ -87,13 +87,14 @@ class EnvPoolVector(gym.vector.VectorEnv):
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, rewards, terminated, truncated, info = self.pool.step(np.asarray(actions))
-        obs = np.array(self._obs(obs), copy=True)
+        obs = self._obs(obs)
         self._returns += rewards
         self._lengths += 1
         infos: dict[str, Any] = {"lives": np.array(info["lives"], copy=True)} if "lives" in info else {}
         done = np.logical_or(terminated, truncated)
         if done.any():
             ids = np.flatnonzero(done)
+            obs = np.array(obs, copy=True)  # rows are replaced below; copy only on steps that end an episode
             final_obs = np.empty(self.num_envs, dtype=object)
             final_obs[ids] = list(obs[ids])
             first, first_info = self.pool.reset(ids)  # SAME_STEP: the next episode starts now
