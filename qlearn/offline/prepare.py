@@ -46,7 +46,7 @@ def load_training_dataset(
     path = options.get("path")
     if path is None:
         raise DatasetError(
-            "offline training needs a dataset: pass dataset.path=<file.hdf5 | file.npz | minari dataset dir> "
+            "offline training needs a dataset: pass dataset.path=<file.hdf5 | file.npz | minari dataset dir | minari dataset id> "
             "(qlearn-collect makes one)."
         )
     mode = str(options.get("next_observations", "stored"))
