@@ -152,3 +152,62 @@ def test_log_std_squash_tanh_is_cleanrls_bounds() -> None:
     assert not torch.allclose(clamped.distribution(obs)[1], log_std)
     with pytest.raises(ValueError, match="log_std_squash"):
         TanhGaussianActor(3, [-1.0], [1.0], log_std_squash="sigmoid")
+
+
+def test_log_std_affine_learns_corls_scale_and_offset() -> None:
+    """CORL cql.py's policy: log sigma = m * head + c with learned scalars m, c (start 1, -1), then the bounds."""
+    actor = TanhGaussianActor(3, [-1.0, -1.0], [1.0, 1.0], hidden_sizes=(8,), log_std_affine=(1.0, -1.0))
+    plain = TanhGaussianActor(3, [-1.0, -1.0], [1.0, 1.0], hidden_sizes=(8,))
+    assert len(list(actor.parameters())) == len(list(plain.parameters())) + 2  # both scalars are trained
+    with torch.no_grad():
+        actor.head.weight.zero_()
+        actor.head.bias.copy_(torch.tensor([0.3, -0.2, 0.5, 30.0]))  # means 0.3, -0.2; raw log-stds 0.5, 30
+        actor.log_std_multiplier.fill_(2.0)
+        actor.log_std_offset.fill_(-1.5)
+    mean, log_std = actor.distribution(torch.randn(4, 3))
+    torch.testing.assert_close(mean, torch.tensor([[0.3, -0.2]]).expand(4, 2))
+    torch.testing.assert_close(log_std, torch.tensor([[2.0 * 0.5 - 1.5, 2.0]]).expand(4, 2))  # 58.5 clamped to 2
+    log_std[:, 0].sum().backward()
+    torch.testing.assert_close(actor.log_std_multiplier.grad, torch.tensor(4 * 0.5))
+    torch.testing.assert_close(actor.log_std_offset.grad, torch.tensor(4.0))
+    with pytest.raises(ValueError, match="log_std_affine"):
+        TanhGaussianActor(3, [-1.0], [1.0], log_std_affine=(1.0,))
+
+
+def test_reference_init_schemes() -> None:
+    """REDQ code's Xavier-uniform (zero biases; each policy head half bounded as a Linear(hidden, A)) and CORL's
+    SAC-N/EDAC init (hidden biases 0.1, outputs U(+-3e-3) critic / U(+-1e-3) actor), drawn as those codes draw."""
+    from qlearn.networks import init_actor_critic
+
+    torch.manual_seed(0)
+    obs_dim, act_dim, hidden = 11, 3, (256, 256)
+    actor = TanhGaussianActor(obs_dim, [-1.0] * act_dim, [1.0] * act_dim, hidden_sizes=hidden)
+    critic = QEnsemble(obs_dim, act_dim, 5, hidden)
+    init_actor_critic(actor, critic, "xavier_uniform")
+    for layer in critic.linear_layers():
+        bound = math.sqrt(6 / (layer.in_features + layer.out_features))
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+        assert torch.all(layer.bias == 0)
+    first = critic.linear_layers()[0].weight  # U(-b, b) has variance b^2 / 3
+    torch.testing.assert_close(first.var(), torch.tensor(6 / (obs_dim + act_dim + 256) / 3), rtol=0.05, atol=0)
+    head_bound = math.sqrt(6 / (256 + act_dim))  # the REDQ policy's separate mean and log-std layers
+    assert 0.9 * head_bound < actor.head.weight.abs().max() <= head_bound and torch.all(actor.head.bias == 0)
+    assert all(torch.all(m.bias == 0) for m in actor.trunk if isinstance(m, nn.Linear))
+    wide = TanhGaussianActor(obs_dim, [-1.0] * 64, [1.0] * 64, hidden_sizes=(8,))  # Linear(8, 64) vs (8, 128) bounds
+    init_actor_critic(wide, QEnsemble(obs_dim, 64, 2, (8,)), "xavier_uniform")
+    assert wide.head.weight.abs().max() > 0.95 * math.sqrt(6 / (8 + 64)) > math.sqrt(6 / (8 + 128))
+
+    critic = QEnsemble(obs_dim, act_dim, 5, hidden)  # fresh, PyTorch's default
+    default_weights = [layer.weight.clone() for layer in critic.linear_layers()]
+    init_actor_critic(actor, critic, "edac")
+    *hidden_layers, output = critic.linear_layers()
+    assert all(torch.all(layer.bias == 0.1) for layer in hidden_layers)
+    assert 2.5e-3 < output.weight.abs().max() <= 3e-3 and output.bias.abs().max() <= 3e-3
+    assert all(torch.all(m.bias == 0.1) for m in actor.trunk if isinstance(m, nn.Linear))
+    assert 0.8e-3 < actor.head.weight.abs().max() <= 1e-3 and actor.head.bias.abs().max() <= 1e-3
+    assert all(torch.equal(w, layer.weight) for w, layer in zip(default_weights, hidden_layers))  # weights kept
+    before = [p.clone() for p in critic.parameters()]
+    init_actor_critic(actor, critic, "torch")
+    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))
+    with pytest.raises(ValueError, match="unknown init"):
+        init_actor_critic(actor, critic, "orthogonal")

@@ -269,6 +269,30 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
+def promote_explicit_float32(*tensors: Tensor) -> None:
+    """In the float64 comparison, cast tensors a reference makes with an explicit ``dtype=torch.float32`` (CORL's log
+    alpha and log-std parameters) to the default dtype, in place, so the optimisers that hold them keep them; in the
+    float32 comparison nothing changes. The reference's arithmetic is untouched: only its precision follows the
+    comparison's, as every other tensor's does under :func:`default_dtype`."""
+    dtype = torch.get_default_dtype()
+    for t in tensors:
+        if t.dtype != dtype:
+            t.data = t.data.to(dtype)
+
+
+@contextlib.contextmanager
+def float_casts_follow_default_dtype() -> Iterator[None]:
+    """``Tensor.float()`` in a reference (CORL's ``(1.0 - dones.float()) * discount``, which rounds the discount to
+    float32) returns the default dtype while active: the float64 comparison's counterpart of
+    :func:`promote_explicit_float32` for casts made inside an update."""
+    original = torch.Tensor.float
+    torch.Tensor.float = lambda self, *a, **kw: self.to(torch.get_default_dtype())  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.float = original  # type: ignore[method-assign]
+
+
 class NullWriter:
     """Stands in for the TensorBoard ``SummaryWriter`` a reference's training block logs to."""
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HEADER, Row, copy_layers, largest_difference, layers, script_namespace, snapshot  # noqa: E402
+from common import (HEADER, Row, copy_layers, float_casts_follow_default_dtype, largest_difference, layers,  # noqa: E402
+                    promote_explicit_float32, script_namespace, snapshot)
 from dqn_cleanrl import qlearn_config  # noqa: E402
 from offline_common import continuous_batches, load_members, member_pairs, offline_row, parameter_pairs, stub_corl_imports  # noqa: E402
 
@@ -42,6 +43,7 @@ def compare(overrides: list[str], updates: int) -> tuple[float, str]:
     q_network = ns["TwinQ"](OBS_DIM, ACTION_DIM)
     v_network = ns["ValueFunction"](OBS_DIM)
     actor = ns["GaussianPolicy"](OBS_DIM, ACTION_DIM, 1.0, dropout=config.actor_dropout)
+    promote_explicit_float32(actor.log_std)
     trainer = ns["ImplicitQLearning"](
         max_action=1.0, actor=actor, actor_optimizer=torch.optim.Adam(actor.parameters(), lr=config.actor_lr),
         q_network=q_network, q_optimizer=torch.optim.Adam(q_network.parameters(), lr=config.qf_lr),
@@ -62,8 +64,9 @@ def compare(overrides: list[str], updates: int) -> tuple[float, str]:
 
     for data in continuous_batches(updates, config.batch_size, OBS_DIM, ACTION_DIM):
         agent.update(Batch(**data))
-        trainer.train([data["obs"], data["action"], data["reward"].unsqueeze(-1), data["next_obs"],
-                       data["terminated"].unsqueeze(-1)])
+        with float_casts_follow_default_dtype():  # CORL's (1.0 - terminals.float()) * discount
+            trainer.train([data["obs"], data["action"], data["reward"].unsqueeze(-1), data["next_obs"],
+                           data["terminated"].unsqueeze(-1)])
     pairs = parameter_pairs("actor", agent.actor, [actor.log_std, *[p for m in layers(actor) for p in m.parameters()]])
     pairs += parameter_pairs("value", agent.value, v_network.parameters())
     pairs += member_pairs("critic", agent.critic, [layers(q_network.q1), layers(q_network.q2)])
@@ -78,8 +81,9 @@ def main(updates: int = 200) -> list[Row]:
         "critic loss mean over the 2 critics (qlearn sums) -> agent.critic_loss_reduction=mean",
         "(same: exp-advantage clip 100, cosine actor LR over 1M updates, tanh-mean Gaussian with "
         "state-independent std; CORL clamps log std at -20, qlearn at -5, not reached here)"],
-        "CORL keeps log_std and (1 - done) in float32 there; the float32 gap is rounding (qlearn's two critics are "
-        "one batched matmul), grown by Adam on near-zero gradients: 3e-6 after 60 updates, 1e-3 after 100")]
+        "CORL's explicit float32 log_std and terminals.float() follow the float64 there; the float32 gap is rounding "
+        "(qlearn's two critics are one batched matmul), grown by Adam on near-zero gradients: 3e-6 after 60 "
+        "updates, 1e-3 after 100")]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from actor_critic import actor_pairs, copy_actor  # noqa: E402
-from common import HEADER, NormalTape, Row, largest_difference, layers, script_namespace, snapshot  # noqa: E402
+from common import (HEADER, NormalTape, Row, largest_difference, layers, promote_explicit_float32,  # noqa: E402
+                    script_namespace, snapshot)
 from dqn_cleanrl import qlearn_config  # noqa: E402
 from offline_common import continuous_batches, offline_row, stub_corl_imports  # noqa: E402
 
@@ -51,6 +52,8 @@ def compare(algorithm: str, overrides: list[str], updates: int) -> tuple[float, 
     trainer = ns[algorithm](actor=actor, actor_optimizer=torch.optim.Adam(actor.parameters(), lr=LR), critic=critic,
                             critic_optimizer=torch.optim.Adam(critic.parameters(), lr=LR), gamma=0.99, tau=0.005,
                             alpha_learning_rate=LR, device="cpu", **extra)
+    promote_explicit_float32(trainer.log_alpha)  # float64 comparison: CORL makes log_alpha float32 explicitly
+    trainer.alpha = trainer.log_alpha.exp().detach()
     preset = "sac_n_mujoco" if algorithm == "SACN" else "edac_mujoco"
     cfg = qlearn_config([f"experiment={preset}", *overrides])
     box = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), dtype=np.float32)
@@ -85,7 +88,8 @@ def compare(algorithm: str, overrides: list[str], updates: int) -> tuple[float, 
 
 def main(updates: int = 200) -> list[Row]:
     return [offline_row(f"{name} ({preset}) vs CORL {script}", updates, lambda a=algorithm: compare(a, SWITCHES, updates),
-                        DIFFERENCES, "CORL keeps log_alpha in float32")
+                        DIFFERENCES,
+                        "CORL's explicit float32 log_alpha follows the float64 there")
             for name, preset, script, algorithm in (("SAC-N", "sac_n_mujoco", "sac_n.py", "SACN"),
                                                     ("EDAC", "edac_mujoco", "edac.py", "EDAC"))]
 

@@ -16,6 +16,7 @@ from qlearn.losses.sac import sac_actor_loss, temperature_loss
 from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import TanhGaussianActor
 from qlearn.networks.ensemble import QEnsemble
+from qlearn.networks.init_schemes import init_actor_critic
 from qlearn.networks.mlp import mlp_settings
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import SoftMinNextValue, td_target
@@ -192,15 +193,20 @@ class REDQ(Agent):
         log_std_min: float = -20.0,
         log_std_squash: str = "clamp",
         log_prob_epsilon: float = 0.0,
+        log_std_affine: Sequence[float] | None = None,
+        init: str = "torch",
         **kwargs: Any,
     ) -> REDQ:
         """Build a tanh-Gaussian actor and an N-critic ensemble (MLPs on flat obs) for ``spec``.
 
         ``network``: ``{"hidden_sizes", "activation"}`` (the ``network`` config group; default 256-256 ReLU).
         ``target_entropy="auto"`` (or ``None``) is ``-|A|``; ``actor_lr``/``alpha_lr`` default to ``lr``;
-        ``log_std_min``, ``log_std_squash`` and ``log_prob_epsilon`` go to :class:`TanhGaussianActor` (qlearn's
-        defaults are the SAC authors' bounds, a clamp and the exact log-density; ``log_prob_epsilon=1e-6`` is
-        SB3's, the REDQ code's and CleanRL's, ``log_std_squash="tanh"`` with ``log_std_min=-5`` CleanRL's). The
+        ``log_std_min``, ``log_std_squash``, ``log_prob_epsilon`` and ``log_std_affine`` go to
+        :class:`TanhGaussianActor` (qlearn's defaults are the SAC authors' bounds, a clamp and the exact log-density;
+        ``log_prob_epsilon=1e-6`` is SB3's, the REDQ code's and CleanRL's, ``log_std_squash="tanh"`` with
+        ``log_std_min=-5`` CleanRL's, ``log_std_affine=(1, -1)`` CORL's CQL policy). ``init`` re-initialises both networks with a reference's scheme
+        (:func:`qlearn.networks.init_actor_critic`: ``"torch"``, ``"xavier_uniform"`` the REDQ code's, ``"edac"``
+        CORL's SAC-N/EDAC). The
         other keywords (``target_updater``, ``next_value``, ...) go to the constructor.
         """
         obs_dim, action_dim = continuous_sizes(spec, "REDQ/SAC/DroQ")
@@ -212,8 +218,10 @@ class REDQ(Agent):
             log_std_min=log_std_min,
             log_std_squash=log_std_squash,
             log_prob_epsilon=log_prob_epsilon,
+            log_std_affine=log_std_affine,
         )
         critic = QEnsemble(obs_dim, action_dim, num_q, hidden_sizes, activation, layer_norm, dropout)
+        init_actor_critic(actor, critic, init)
         if isinstance(target_entropy, str):
             if target_entropy != "auto":
                 raise QlearnError(f"target_entropy must be a number or 'auto' (= -|A|), got {target_entropy!r}")

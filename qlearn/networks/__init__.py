@@ -11,6 +11,7 @@ from qlearn.networks.actors import (
 )
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
 from qlearn.networks.ensemble import DiscreteQEnsemble, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, QEnsemble
+from qlearn.networks.init_schemes import ACTOR_CRITIC_INITS, init_actor_critic
 from qlearn.networks.mlp import MLP, hidden_layers, mlp_settings, resolve_activation
 from qlearn.networks.q import DuelingHead, QNetwork, build_q_network
 
@@ -25,6 +26,8 @@ __all__ = [
     "CategoricalActor",
     "DeterministicActor",
     "tanh_gaussian_log_prob",
+    "ACTOR_CRITIC_INITS",
+    "init_actor_critic",
     "MLP",
     "DuelingHead",
     "MLPEncoder",

@@ -80,6 +80,9 @@ class TanhGaussianActor(nn.Module):
             ``sac_continuous_action.py``, with bounds -5 and 2; from SpinningUp / D. Yarats).
         log_prob_epsilon: ``0`` for the exact log-density; ``1e-6`` for the references' ``log(1 - tanh^2 + eps)``
             (see :func:`tanh_gaussian_log_prob`).
+        log_std_affine: ``None`` (the head's output is ``log sigma``), or the start values ``(m, c)`` of two learned
+            scalars with ``log sigma = m * head + c`` before the bounds (CORL's ``cql.py`` and Geng's JAX CQL, whose
+            policy starts at ``(1, -1)``).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class TanhGaussianActor(nn.Module):
         log_std_max: float = 2.0,
         log_std_squash: str = "clamp",
         log_prob_epsilon: float = 0.0,
+        log_std_affine: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if log_std_squash not in _LOG_STD_SQUASH:
@@ -109,10 +113,19 @@ class TanhGaussianActor(nn.Module):
         last = hidden_sizes[-1] if len(hidden_sizes) > 0 else obs_dim
         self.trunk = nn.Sequential(*hidden_layers(obs_dim, hidden_sizes, activation))
         self.head = nn.Linear(last, 2 * self.action_dim)
+        self.log_std_multiplier: nn.Parameter | None = None
+        self.log_std_offset: nn.Parameter | None = None
+        if log_std_affine is not None:
+            if len(log_std_affine) != 2:
+                raise ValueError(f"log_std_affine must be two start values (m, c), got {list(log_std_affine)}")
+            self.log_std_multiplier = nn.Parameter(torch.tensor(float(log_std_affine[0])))
+            self.log_std_offset = nn.Parameter(torch.tensor(float(log_std_affine[1])))
 
     def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, log_std)`` of the pre-tanh Gaussian, each ``[B, A]``."""
         mean, log_std = self.head(self.trunk(obs.flatten(1).to(self.head.weight.dtype))).chunk(2, dim=-1)
+        if self.log_std_multiplier is not None and self.log_std_offset is not None:
+            log_std = self.log_std_multiplier * log_std + self.log_std_offset
         if self.log_std_squash == "tanh":
             return mean, self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
