@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HEADER, PeerMissing, Row, missing_row  # noqa: E402
 
 PAIRS = ["dqn_cleanrl", "qrdqn_sb3", "sac_sb3", "sac_cleanrl", "redq_authors", "droq_authors",  # add each new pair's module here
-         "iql_corl", "bc_corl", "cql_discrete_d3rlpy", "bcq_discrete_d3rlpy",
+         "iql_corl", "bc_corl", "cql_discrete_d3rlpy", "bcq_discrete_d3rlpy", "double_dqn_d3rlpy",
          "cql_corl", "td3_sb3", "td3_cleanrl", "td3bc_corl", "sac_n_corl"]
 
 
