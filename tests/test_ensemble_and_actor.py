@@ -210,4 +210,26 @@ def test_reference_init_schemes() -> None:
     init_actor_critic(actor, critic, "torch")
     assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))
     with pytest.raises(ValueError, match="unknown init"):
-        init_actor_critic(actor, critic, "orthogonal")
+        init_actor_critic(actor, critic, "kaiming")
+
+
+def test_orthogonal_init_is_the_iql_authors() -> None:
+    """ikostrikov/implicit_q_learning: every kernel orthogonal with gain sqrt(2) (outputs too), biases 0; each
+    ensemble member separately, and the value network with them."""
+    from qlearn.networks import GaussianActor, init_actor_critic
+
+    torch.manual_seed(0)
+    actor = GaussianActor(11, [-1.0] * 3, [1.0] * 3, (64, 64))
+    critic, value = QEnsemble(11, 3, 2, (64, 64)), MLP(11, 1, (64, 64))
+    init_actor_critic(actor, critic, "orthogonal", value=value)
+    weights = [m.weight for m in (*actor.modules(), *value.modules()) if isinstance(m, nn.Linear)]
+    weights += [w.T for layer in critic.linear_layers() for w in layer.weight]  # members' [in, out] as [out, in]
+    assert len(weights) == 3 + 3 + 3 * 2
+    for w in weights:  # semi-orthogonal rows or columns, scaled by the gain
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        torch.testing.assert_close(gram, 2.0 * torch.eye(gram.shape[0]), atol=1e-5, rtol=0)
+    first = critic.linear_layers()[0].weight
+    assert not torch.allclose(first[0], first[1])  # members drawn independently
+    biases = [m.bias for m in (*actor.modules(), *value.modules(), *critic.linear_layers()) if hasattr(m, "bias")
+              and isinstance(m.bias, torch.Tensor)]
+    assert biases and all(torch.all(b == 0) for b in biases)

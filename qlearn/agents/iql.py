@@ -16,6 +16,7 @@ from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import CategoricalActor, GaussianActor
 from qlearn.networks.ensemble import DiscreteQEnsemble, QEnsemble
 from qlearn.networks.mlp import MLP, mlp_settings
+from qlearn.networks.init_schemes import init_actor_critic
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import td_target
 from qlearn.types import Batch, EnvSpec, Metrics
@@ -115,11 +116,13 @@ class IQL(Agent):
         lr: float = DEFAULT_LR,
         actor_lr: float | None = None,
         value_lr: float | None = None,
+        init: str = "torch",
         **kwargs: Any,
     ) -> IQL:
         """Two critics, a value MLP and a Gaussian (continuous) or softmax (discrete) actor for ``spec``, all MLPs
-        of ``network = {"hidden_sizes", "activation"}``; other keywords (``target_updater``, ...) go to the
-        constructor."""
+        of ``network = {"hidden_sizes", "activation"}``, initialised by ``init`` (:func:`qlearn.networks.
+        init_actor_critic`; ``"orthogonal"`` is the IQL authors'); other keywords (``target_updater``, ...) go to
+        the constructor."""
         hidden_sizes, activation = mlp_settings(network, "IQL")
         obs_dim = int(math.prod(spec.obs_shape))
         actor: nn.Module
@@ -133,6 +136,7 @@ class IQL(Agent):
             actor = GaussianActor(obs_dim, spec.action_low, spec.action_high, hidden_sizes, activation, actor_dropout)
             critic = QEnsemble(obs_dim, int(math.prod(spec.action_shape)), num_q, hidden_sizes, activation)
         value = MLP(obs_dim, 1, hidden_sizes, activation)
+        init_actor_critic(actor, critic, init, value=value)
         return cls(
             actor,
             critic,
