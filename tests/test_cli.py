@@ -202,6 +202,10 @@ def test_resume_overrides_take_effect_or_are_refused_and_a_damaged_checkpoint_is
     proc = run(TRAIN + [f"resume={run_dir}", "total_steps=2000", "network.hidden_sizes=[32]"])
     assert proc.returncode == 2 and "network.hidden_sizes cannot change when a run resumes" in proc.stderr
     assert "Traceback" not in proc.stderr and sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == before
+    # a key the default job's agent lacks (a REDQ setting here) reaches the same check, not Hydra's composition
+    proc = run(TRAIN + [f"resume={run_dir}", "agent.num_q=3"])
+    assert proc.returncode == 2 and "agent.num_q cannot change when a run resumes" in proc.stderr, proc.stderr
+    assert "HYDRA_FULL_ERROR" not in proc.stderr and sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == before
     # a damaged newest checkpoint: say so, and continue from the previous one
     newest = run_dir / "checkpoints" / "step_000001500.pt"
     newest.write_bytes(newest.read_bytes()[:500])

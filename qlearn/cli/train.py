@@ -94,18 +94,35 @@ def train(cfg: DictConfig, hydra_dir: Path, overrides: list[str], names: RunName
     return results
 
 
+_HELD_BACK: list[str] = []  # resume=<run_dir>: overrides checked against the stored run, not composed by Hydra
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 @hydra_command("qlearn-train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
     names = RunNames(choices.get("agent", "agent"), choices.get("experiment"))
-    results = train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task), names)
+    results = train(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task) + _HELD_BACK, names)
     final = results.get("final_eval") or {}
     return final.get("mean")  # what a Hydra sweeper (e.g. Optuna) optimises
 
 
+def hold_back_resume_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(argv for Hydra, held-back overrides)``. With ``resume=<run_dir>`` the run's settings come from its
+    checkpoint, so Hydra composing this command's overrides onto the default job would fail on keys the default
+    agent lacks (``agent.num_q`` on a REDQ run) before the resume check could name them; those overrides go to
+    `qlearn.cli.resume.config_for_resume` only. Hydra keeps ``resume=``, ``hydra.*`` and flags."""
+    resume = [a for a in argv[1:] if a.startswith("resume=")]
+    if not resume or resume[-1].split("=", 1)[1] in ("auto", "null", "") or any(a in ("-m", "--multirun") for a in argv):
+        return argv, []
+    kept = [argv[0]] + [a for a in argv[1:] if a.startswith(("resume=", "hydra.", "-"))]
+    return kept, [a for a in argv[1:] if a not in kept]
+
+
 def main() -> None:
+    sys.argv, held = hold_back_resume_overrides(sys.argv)
+    _HELD_BACK[:] = held
     run_main("qlearn-train", _hydra_main)
 
 
