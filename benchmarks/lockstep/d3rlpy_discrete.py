@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from common import copy_layers, largest_difference, layers
+from dqn_cleanrl import qlearn_config
+
+from qlearn import build_agent
 from qlearn.types import Batch, EnvSpec
 
 OBS_DIM, NUM_ACTIONS, BATCH = 4, 2, 256  # CartPole; the presets' batch size
@@ -53,3 +58,19 @@ def named_pairs(*modules: tuple[str, nn.Module, nn.Module]) -> list[tuple[str, T
     return [(f"{name}.{i}", a, b) for name, ours, theirs in modules
             for i, (a, b) in enumerate(zip(ours.parameters(), theirs.parameters()))]
 
+
+
+def compare_q_learning(algo_config: Any, qlearn_overrides: list[str], updates: int) -> tuple[float, str]:
+    """d3rlpy's algorithm built from ``algo_config`` (a ``DoubleDQNConfig``, ``DiscreteCQLConfig``, ...) beside qlearn's
+    agent from ``qlearn_overrides``, d3rlpy's Q-function and target given qlearn's weights, both fed the same
+    ``updates`` batches: the largest relative parameter difference and where."""
+    torch.manual_seed(0)
+    algo = algo_config.create(device="cpu:0")
+    algo.create_impl((OBS_DIM,), NUM_ACTIONS)
+    modules: Any = algo.impl._modules
+    q_funcs, targ_q_funcs = modules.q_funcs, modules.targ_q_funcs
+    agent = build_agent(qlearn_config(qlearn_overrides).agent, CARTPOLE)
+    copy_layers(layers(agent.q), layers(q_funcs))
+    copy_layers(layers(agent.q_target), layers(targ_q_funcs))
+    feed_both(agent, algo, updates)
+    return largest_difference(named_pairs(("q", agent.q, q_funcs), ("q_target", agent.q_target, targ_q_funcs)))

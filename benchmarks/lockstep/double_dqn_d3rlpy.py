@@ -22,16 +22,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HEADER, Row, both_kernels, copy_layers, largest_difference, layers, peer_module  # noqa: E402
-from d3rlpy_discrete import CARTPOLE, FLOAT32_ONLY, NUM_ACTIONS, OBS_DIM, feed_both, named_pairs  # noqa: E402
-from dqn_cleanrl import qlearn_config  # noqa: E402
-
-from qlearn import build_agent  # noqa: E402
+from common import HEADER, Row, both_kernels, peer_module  # noqa: E402
+from d3rlpy_discrete import FLOAT32_ONLY, compare_q_learning  # noqa: E402
 
 TARGET_INTERVAL = 50
 REFERENCE_OVERRIDES = ["agent=double_dqn", "agent.loss=huber", "agent.lr=6.25e-5", "agent.gamma=0.99",
@@ -41,20 +35,8 @@ REFERENCE_OVERRIDES = ["agent=double_dqn", "agent.loss=huber", "agent.lr=6.25e-5
 
 def compare(overrides: list[str], updates: int) -> tuple[float, str]:
     d3rlpy = peer_module("d3rlpy")
-    torch.manual_seed(0)
-    algo = d3rlpy.algos.DoubleDQNConfig(target_update_interval=TARGET_INTERVAL).create(device="cpu:0")
-    algo.create_impl((OBS_DIM,), NUM_ACTIONS)
-    modules: Any = algo.impl._modules  # type: ignore[union-attr]
-    q_funcs, targ_q_funcs = modules.q_funcs, modules.targ_q_funcs
-
-    cfg = qlearn_config(["experiment=dqn_cartpole", *overrides])
-    agent = build_agent(cfg.agent, CARTPOLE)
-    copy_layers(layers(agent.q), layers(q_funcs))
-    copy_layers(layers(agent.q_target), layers(targ_q_funcs))
-
-    feed_both(agent, algo, updates)
-    pairs = named_pairs(("q", agent.q, q_funcs), ("q_target", agent.q_target, targ_q_funcs))
-    return largest_difference(pairs)
+    config = d3rlpy.algos.DoubleDQNConfig(target_update_interval=TARGET_INTERVAL)
+    return compare_q_learning(config, ["experiment=dqn_cartpole", *overrides], updates)
 
 
 def main(updates: int = 200) -> list[Row]:
