@@ -255,3 +255,16 @@ def test_a_setting_added_after_the_run_was_made_keeps_its_default_unless_the_com
             config_for_resume(stored, fresh, ["resume=auto", named])
     with pytest.raises(QlearnError, match="network.hidden_sizes cannot change"):  # a stored setting stays guarded
         config_for_resume(stored, OmegaConf.merge(fresh, {"network": {"hidden_sizes": [32]}}), ["resume=auto"])
+
+
+def test_resume_to_a_run_dir_holds_job_overrides_back_from_hydra() -> None:
+    """With resume=<run_dir> the job's overrides are checked against the stored run only; Hydra keeps resume=, hydra.*,
+    flags and their values; resume=auto and sweeps pass through untouched."""
+    from qlearn.cli.train import hold_back_resume_overrides
+
+    argv = ["qlearn-train", "resume=/r", "agent.num_q=3", "hydra.run.dir=/h", "-cd", "conf", "+a.b=1", "~c"]
+    assert hold_back_resume_overrides(argv) == (
+        ["qlearn-train", "resume=/r", "hydra.run.dir=/h", "-cd", "conf"], ["agent.num_q=3", "+a.b=1", "~c"])
+    for unchanged in (["qlearn-train", "resume=auto", "agent.lr=1"], ["qlearn-train", "-m", "resume=/r", "agent.lr=1,2"],
+                      ["qlearn-train", "agent.lr=1"]):
+        assert hold_back_resume_overrides(unchanged) == (unchanged, [])

@@ -15,8 +15,8 @@ from qlearn.losses.iql import awr_actor_loss, awr_weights, expectile_loss
 from qlearn.losses.td import ensemble_td_loss
 from qlearn.networks.actors import CategoricalActor, GaussianActor
 from qlearn.networks.ensemble import DiscreteQEnsemble, QEnsemble
-from qlearn.networks.mlp import MLP, mlp_settings
 from qlearn.networks.init_schemes import init_actor_critic
+from qlearn.networks.mlp import MLP, mlp_settings
 from qlearn.optim import OptimizerFactory, adam
 from qlearn.targets import td_target
 from qlearn.types import Batch, EnvSpec, Metrics

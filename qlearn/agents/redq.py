@@ -204,9 +204,9 @@ class REDQ(Agent):
         ``log_std_min``, ``log_std_squash``, ``log_prob_epsilon`` and ``log_std_affine`` go to
         :class:`TanhGaussianActor` (qlearn's defaults are the SAC authors' bounds, a clamp and the exact log-density;
         ``log_prob_epsilon=1e-6`` is SB3's, the REDQ code's and CleanRL's, ``log_std_squash="tanh"`` with
-        ``log_std_min=-5`` CleanRL's, ``log_std_affine=(1, -1)`` CORL's CQL policy). ``init`` re-initialises both networks with a reference's scheme
-        (:func:`qlearn.networks.init_actor_critic`: ``"torch"``, ``"xavier_uniform"`` the REDQ code's, ``"edac"``
-        CORL's SAC-N/EDAC). The
+        ``log_std_min=-5`` CleanRL's, ``log_std_affine=(1, -1)`` CORL's CQL policy). ``init`` re-initialises both
+        networks with a reference's scheme (:func:`qlearn.networks.init_actor_critic`: ``"torch"``,
+        ``"xavier_uniform"`` the REDQ code's, ``"edac"`` CORL's SAC-N/EDAC, ``"orthogonal"`` the IQL authors'). The
         other keywords (``target_updater``, ``next_value``, ...) go to the constructor.
         """
         obs_dim, action_dim = continuous_sizes(spec, "REDQ/SAC/DroQ")

@@ -116,8 +116,16 @@ def hold_back_resume_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     resume = [a for a in argv[1:] if a.startswith("resume=")]
     if not resume or resume[-1].split("=", 1)[1] in ("auto", "null", "") or any(a in ("-m", "--multirun") for a in argv):
         return argv, []
-    kept = [argv[0]] + [a for a in argv[1:] if a.startswith(("resume=", "hydra.", "-"))]
-    return kept, [a for a in argv[1:] if a not in kept]
+    held = [a for a in argv[1:] if _is_job_override(a)]
+    return [a for a in argv if a not in held], held
+
+
+def _is_job_override(arg: str) -> bool:
+    """``key=value``, ``+key=value`` or ``~key`` for the job's config (not ``resume=``, ``hydra.*``, a flag or a
+    flag's value such as ``-cd <dir>``'s)."""
+    if arg.startswith("-") or not ("=" in arg or arg.startswith("~")):
+        return False
+    return not arg.lstrip("+~").startswith(("resume=", "hydra.", "hydra/"))
 
 
 def main() -> None:

@@ -47,10 +47,10 @@ def init_actor_critic(actor: nn.Module, critic: nn.Module, scheme: str, value: n
             layer.bias.zero_()
     elif scheme == "xavier_uniform":
         for layer in [*actor_hidden, *(m for c in critics for m in _linears(c))]:
-            _uniform(layer.weight, _xavier_bound(layer.in_features, layer.out_features))
-            layer.bias.zero_()
+            xavier_zero_bias(layer)
         # the REDQ policy's mean and log-std are separate Linear(hidden, A): each half of a fused head gets that bound
-        _uniform(actor_out.weight, _xavier_bound(actor_out.in_features, getattr(actor, "action_dim", actor_out.out_features)))
+        action_dim = getattr(actor, "action_dim", actor_out.out_features)
+        _uniform(actor_out.weight, _xavier_bound(actor_out.in_features, action_dim))
         actor_out.bias.zero_()
     else:  # "edac"
         for c in critics:
@@ -63,6 +63,16 @@ def init_actor_critic(actor: nn.Module, critic: nn.Module, scheme: str, value: n
             layer.bias.fill_(0.1)
         _uniform(actor_out.weight, 1e-3)
         _uniform(actor_out.bias, 1e-3)
+
+
+def xavier_zero_bias(layer: nn.Linear | nn.Conv2d | EnsembleLinear) -> None:
+    """Glorot & Bengio's (2010) uniform weights (gain 1) and zero biases; an :class:`EnsembleLinear` member by member
+    (each with the bound of its own ``Linear(in, out)``)."""
+    if isinstance(layer, EnsembleLinear):
+        _uniform(layer.weight, _xavier_bound(layer.in_features, layer.out_features))
+    else:
+        nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
 
 
 def _linears(module: nn.Module) -> list[Linear]:

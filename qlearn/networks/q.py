@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from qlearn.networks.encoders import MLPEncoder, NatureCNN
+from qlearn.networks.init_schemes import xavier_zero_bias
 from qlearn.networks.mlp import MLP
 from qlearn.networks.noisy import LinearFactory, linear_layer
 
@@ -141,8 +142,7 @@ def build_q_network(
     if init == "xavier_uniform":
         for module in net.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                xavier_zero_bias(module)
     elif init != "torch":
         raise ValueError(f"unknown init {init!r}; choose 'torch' or 'xavier_uniform'")
     return net
