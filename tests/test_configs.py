@@ -150,10 +150,12 @@ def test_rainbow_differs_from_dqn_only_in_its_six_switches() -> None:
     assert leaf_differences(resolved(["experiment=dqn_cartpole"]), resolved(["experiment=rainbow_cartpole"])) == [
         ".agent.distributional",                                           # C51
         ".agent.network.dueling", ".agent.network.noisy",                  # dueling, noisy (the agent's copy)
+        ".agent.network.noisy_sigma0",
         ".agent.next_value._target_",                                      # double Q
         ".buffer.sampler",                                                 # prioritized replay
-        ".exploration.schedule.end", ".exploration.schedule.start",        # noisy nets: no epsilon
-        ".network.dueling", ".network.noisy"]                              # (n-step: already 5 in dqn_cartpole)
+        ".exploration.schedule.end", ".exploration.schedule.start",        # noisy nets: no epsilon,
+        ".network.dueling", ".network.noisy", ".network.noisy_sigma0",     # their noise scale
+        ".trainer.random_steps"]                                           # and a random start (n-step: 5 already)
 
 
 def test_ddpg_differs_from_td3_in_the_critics_the_smoothing_and_the_delay() -> None:
