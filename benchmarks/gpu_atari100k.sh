@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (benchmarks/README.md, "DrQ(ε) on a GPU"): the CUDA tests, then DrQ(ε) Atari 100k
+# runs with device=cuda, all at once, one process (one torch thread) per run, each cut at RUN_SECONDS.
+# Usage there: RUN_SECONDS=480 bash benchmarks/gpu_atari100k.sh "Breakout 2" "MsPacman 1" ...
+# Python packages the machine lacks travel as wheels in .whl/ (gymnasium, ale-py, hydra-core, omegaconf, antlr4).
+# Results come back as $OUT/runs.tgz (each run's directory without checkpoints) and $OUT/summary.txt.
+set -u
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+OUT=${OUT:-/tmp/gpu_out}
+RUNS=/tmp/runs
+mkdir -p "$OUT" "$RUNS"
+RUN_SECONDS=${RUN_SECONDS:-480}
+DEVICE=${DEVICE:-cuda}
+n_runs=$#
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name())"
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &
+smi=$!
+start=$(date +%s)
+pids=()
+for spec in "$@"; do
+    set -- $spec
+    name="$1-seed$2"
+    # checkpoint_every=0: a run here cannot be resumed after the call, and a replay checkpoint is ~0.7 GB
+    timeout -k 30 "$RUN_SECONDS" python3 -m qlearn.cli.train experiment=drq_eps_atari100k env.id="$1NoFrameskip-v4" seed="$2" \
+        device="$DEVICE" trainer.checkpoint_every=0 hydra.run.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1 &
+    pids+=($!)
+done
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_types.py \
+    tests/buffers/test_frame_storage.py tests/buffers/test_replay.py 2>&1 | tail -15
+for pid in "${pids[@]}"; do wait "$pid"; done
+kill "$smi" 2>/dev/null
+{
+    echo "runs: $n_runs at once on $DEVICE, wall $(( $(date +%s) - start )) s, cut at $RUN_SECONDS s"
+    for log in "$RUNS"/*.log; do echo "== $(basename "$log")"; grep -E "env step|qlearn-train|Error|error" "$log" | tail -3; done
+} | tee "$OUT/summary.txt"
+tar czf "$OUT/runs.tgz" -C "$RUNS" --exclude=checkpoints .
