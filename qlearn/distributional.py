@@ -8,6 +8,7 @@ expected values (the papers), ``DoubleQNextValue`` the online network's (Rainbow
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -113,9 +114,14 @@ class ImplicitQuantile:
         self.num_tau, self.num_tau_prime, self.num_tau_act = int(num_tau), int(num_tau_prime), int(num_tau_act)
         self.embedding_dim, self.kappa = int(embedding_dim), float(kappa)
 
-    def head(self, in_dim: int, num_actions: int, dueling: bool = False,
-             linear: LinearFactory = nn.Linear) -> nn.Module:
-        return ImplicitQuantileHead(in_dim, num_actions, self.embedding_dim, self.num_tau_act, dueling, linear)
+    #: The embedding is multiplied in before the network's last hidden layer, which becomes the first layer of ``f``
+    #: (the paper's Sec. 4, Dopamine's ImplicitQuantileNetwork): ``build_q_network`` passes it as ``hidden_sizes``.
+    takes_last_hidden = True
+
+    def head(self, in_dim: int, num_actions: int, dueling: bool = False, linear: LinearFactory = nn.Linear,
+             hidden_sizes: Sequence[int] = (), activation: str | type[nn.Module] = "relu") -> nn.Module:
+        return ImplicitQuantileHead(in_dim, num_actions, self.embedding_dim, self.num_tau_act, dueling, linear,
+                                    hidden_sizes, activation)
 
     def loss(self, q: Any, q_target: Any, obs: Tensor, action: Tensor, next_obs: Tensor, reward: Tensor,
              discount: Tensor | float, terminated: Tensor, double: bool) -> tuple[Tensor, Tensor]:

@@ -93,6 +93,27 @@ def test_iqn_embedding_is_the_cosine_features_of_the_paper() -> None:
     assert head(features).shape == (5, 2)
 
 
+def test_iqn_network_multiplies_the_embedding_in_before_the_last_hidden_layer() -> None:
+    """Paper Sec. 4 / Dopamine's ImplicitQuantileNetwork: Z_tau = out(ReLU(W (psi(s) * phi(tau)) + b)), the last
+    hidden layer inside f; psi is the torso without it (the MLP's first layers, the CNN's convolutions)."""
+    torch.manual_seed(0)
+    block = ImplicitQuantile(embedding_dim=4)
+    net = build_q_network((3,), 2, hidden_sizes=(8, 16), distributional=block)
+    assert net.encoder.output_dim == 8
+    hidden, output = net.head.quantiles[0], net.head.quantiles[-1].advantage
+    assert (hidden.in_features, hidden.out_features, output.in_features) == (8, 16, 16)
+    obs, taus = torch.randn(5, 3), torch.rand(5, 7)
+    psi = net.encoder(obs)
+    phi = net.head.embedding(torch.cos(taus.unsqueeze(-1) * net.head.frequencies))  # [B, N, 8]
+    expected = output(torch.relu(hidden(psi.unsqueeze(1) * phi)))  # [B, N, A]
+    assert torch.allclose(net.distribution(obs, taus), expected.transpose(1, 2), atol=1e-6)
+    cnn = build_q_network((4, 84, 84), 3, kind="nature_cnn", distributional=block)
+    assert cnn.encoder.output_dim == 64 * 7 * 7
+    assert (cnn.head.quantiles[0].in_features, cnn.head.quantiles[0].out_features) == (64 * 7 * 7, 512)
+    frames = torch.randint(0, 255, (2, 4, 84, 84), dtype=torch.uint8)
+    assert cnn.distribution(frames, torch.rand(2, 5)).shape == (2, 3, 5)
+
+
 def test_iqn_greedy_value_is_the_mean_over_sampled_fractions() -> None:
     torch.manual_seed(0)
     head = ImplicitQuantileHead(in_dim=3, num_actions=2, embedding_dim=4, num_tau_act=16)

@@ -9,9 +9,12 @@ et al., 2018, Sec. 3: before the softmax for C51).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from qlearn.networks.mlp import hidden_layers
 from qlearn.networks.noisy import LinearFactory
 
 
@@ -76,18 +79,25 @@ class ImplicitQuantileHead(nn.Module):
     Sec. 3.1): the quantile at fraction ``tau`` is ``f(psi(s) * phi(tau))`` with the cosine embedding
     ``phi_j(tau) = ReLU(sum_{i=0}^{n-1} cos(pi i tau) w_ij + b_j)`` (Eq. 4, ``n = embedding_dim``).
 
+    ``f`` is ``hidden_sizes`` activated layers, then the output layer: the paper (Sec. 4) and Dopamine's
+    ``ImplicitQuantileNetwork`` multiply the embedding into the conv features and keep the 512-unit layer in ``f``;
+    :func:`~qlearn.networks.q.build_q_network` builds it so, taking the encoder's last hidden layer into ``f``.
+
     ``distribution(features, taus [B, N])`` returns the quantiles ``[B, A, N]``. ``forward`` is the
     risk-neutral ``Q(s, a) = 1/K sum_k Z_{tau_k}(s, a)`` over ``K = num_tau_act`` fractions drawn uniformly
     (the paper's greedy action, Sec. 3.2), from the global torch generator.
     """
 
     def __init__(self, in_dim: int, num_actions: int, embedding_dim: int = 64, num_tau_act: int = 32,
-                 dueling: bool = False, linear: LinearFactory = nn.Linear) -> None:
+                 dueling: bool = False, linear: LinearFactory = nn.Linear, hidden_sizes: Sequence[int] = (),
+                 activation: str | type[nn.Module] = "relu") -> None:
         super().__init__()
         self.num_tau_act = int(num_tau_act)
         self.register_buffer("frequencies", math.pi * torch.arange(int(embedding_dim), dtype=torch.float32))
         self.embedding = nn.Sequential(nn.Linear(int(embedding_dim), in_dim), nn.ReLU())
-        self.quantiles = _AtomOutput(in_dim, num_actions, 1, dueling, linear)
+        out_in = int(hidden_sizes[-1]) if len(hidden_sizes) > 0 else in_dim
+        self.quantiles = nn.Sequential(*hidden_layers(in_dim, hidden_sizes, activation, linear=linear),
+                                       _AtomOutput(out_in, num_actions, 1, dueling, linear))  # f
 
     def distribution(self, features: Tensor, taus: Tensor) -> Tensor:
         phi = self.embedding(torch.cos(taus.unsqueeze(-1) * self.frequencies))  # [B, N, F]

@@ -74,6 +74,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+NATURE_FC = 512  # the fc width of Mnih et al. (2015), Methods
+
+
 class NatureCNN(nn.Module):
     """The DQN convolutional torso (Mnih et al., 2015, "Human-level control through deep
     reinforcement learning", Methods: "Model architecture").
@@ -88,18 +91,17 @@ class NatureCNN(nn.Module):
 
     Args:
         in_channels: stacked frames (4 in the paper).
-        feature_dim: width of the final fully connected layer (512 in the paper).
+        feature_dim: width of the final fully connected layer (512 in the paper); ``None`` leaves it out.
         padding: ``"valid"`` (no padding) or ``"same"`` (zero padding as TF/Flax ``SAME``).
         screen_size: height and width of the input frames.
         linear: the class of the fc layer (``NoisyLinear`` for noisy nets).
     """
 
-    def __init__(self, in_channels: int = 4, feature_dim: int = 512, padding: str = "valid",
+    def __init__(self, in_channels: int = 4, feature_dim: int | None = NATURE_FC, padding: str = "valid",
                  screen_size: int = 84, linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
-        self.output_dim = int(feature_dim)
         layers: list[nn.Module] = []
         size, channels = int(screen_size), int(in_channels)
         for out_channels, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
@@ -110,8 +112,11 @@ class NatureCNN(nn.Module):
             layers += [nn.Conv2d(channels, out_channels, kernel_size=kernel, stride=stride), nn.ReLU()]
             size, channels = (size - kernel) // stride + 1, out_channels  # valid: 20, 9, 7; same: 21, 11, 11
         self.conv = nn.Sequential(*layers, nn.Flatten(start_dim=1))  # [B, 64 * size * size]
-        self.fc = nn.Sequential(linear(channels * size * size, feature_dim), nn.ReLU())
+        flat = channels * size * size
+        # feature_dim=None: no fc, the flattened conv features are the output (IQN's f takes the fc, see build_q_network)
+        self.fc = nn.Identity() if feature_dim is None else nn.Sequential(linear(flat, feature_dim), nn.ReLU())
+        self.output_dim = flat if feature_dim is None else int(feature_dim)
 
     def forward(self, obs: Tensor) -> Tensor:
-        obs = pixels_to_unit(obs, next(self.fc.parameters()).dtype)  # uint8 pixels -> [0, 1]
-        return self.fc(self.conv(obs))  # [B, C, 84, 84] -> [B, feature_dim]
+        obs = pixels_to_unit(obs, next(self.conv.parameters()).dtype)  # uint8 pixels -> [0, 1]
+        return self.fc(self.conv(obs))  # [B, C, 84, 84] -> [B, output_dim]

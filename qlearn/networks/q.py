@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from qlearn.networks.encoders import MLPEncoder, NatureCNN
+from qlearn.networks.encoders import NATURE_FC, MLPEncoder, NatureCNN
 from qlearn.networks.init_schemes import xavier_zero_bias
 from qlearn.networks.mlp import MLP
 from qlearn.networks.noisy import LinearFactory, linear_layer
@@ -106,7 +106,9 @@ def build_q_network(
     :class:`~qlearn.networks.noisy.NoisyLinear` (Fortunato et al., 2018) with initial noise scale ``noisy_sigma0``
     (``None``: the paper's 0.5). ``distributional`` is a block of
     :mod:`qlearn.distributional` (C51, QR-DQN, IQN) that builds the head; the network's ``forward`` then
-    returns expected Q-values and its ``distribution`` the return distribution.
+    returns expected Q-values and its ``distribution`` the return distribution. IQN's head takes the network's
+    last hidden layer (the CNN's fc, the MLP's last ``hidden_sizes`` entry) into its ``f``, after the embedding
+    is multiplied in, as the paper (Sec. 4) and Dopamine's ``ImplicitQuantileNetwork`` build it.
 
     With ``dueling=True`` the last hidden layer (the 512-unit fc for the CNN) feeds a value and an
     advantage stream, each one linear layer, combined by :class:`DuelingHead`. Wang et al. (2016)
@@ -121,18 +123,30 @@ def build_q_network(
         kind = "nature_cnn" if len(obs_shape) == 3 else "mlp"
     encoder: MLPEncoder | NatureCNN
     linear = linear_layer(noisy, noisy_sigma0)
+    # IQN multiplies its embedding in before the last hidden layer, which then belongs to the head's f
+    head_hidden = getattr(distributional, "takes_last_hidden", False)
+    head_sizes: tuple[int, ...] = ()
     if kind == "mlp":
-        encoder = MLPEncoder(obs_shape, hidden_sizes, activation, linear=linear)
+        sizes = tuple(int(h) for h in hidden_sizes)
+        if head_hidden and sizes:
+            sizes, head_sizes = sizes[:-1], sizes[-1:]
+        encoder = MLPEncoder(obs_shape, sizes, activation, linear=linear)
     elif kind == "nature_cnn":
         if len(obs_shape) != 3 or obs_shape[1:] != (84, 84):
             raise ValueError(
                 f"nature_cnn expects observations of shape (C, 84, 84), got {obs_shape}"
             )
-        encoder = NatureCNN(in_channels=obs_shape[0], padding=padding, linear=linear)
+        encoder = NatureCNN(in_channels=obs_shape[0], feature_dim=None if head_hidden else NATURE_FC,
+                            padding=padding, linear=linear)
+        if head_hidden:
+            head_sizes, activation = (NATURE_FC,), "relu"  # the CNN's fc keeps its ReLU inside f
     else:
         raise ValueError(f"unknown kind {kind!r}; choose 'mlp', 'nature_cnn' or 'auto'")
     head: nn.Module
-    if distributional is not None:
+    if head_hidden:
+        head = distributional.head(encoder.output_dim, num_actions, dueling=dueling, linear=linear,
+                                   hidden_sizes=head_sizes, activation=activation)
+    elif distributional is not None:
         head = distributional.head(encoder.output_dim, num_actions, dueling=dueling, linear=linear)
     elif dueling:
         head = DuelingHead(encoder.output_dim, num_actions, hidden_sizes=(), activation=activation, linear=linear)
