@@ -173,6 +173,24 @@ def test_xavier_init_bounds_every_weight_and_zeroes_biases() -> None:
         build_q_network((4,), 2, init="orthogonal")
 
 
+def test_fan_in_uniform_init_is_dopamines_variance_scaling() -> None:
+    """Dopamine's C51/QR-DQN/IQN init: U(+-sqrt(3 s / fan_in)), s = 1/sqrt(3), so variance s / fan_in; zero biases;
+    noisy layers keep their own initialisation."""
+    torch.manual_seed(0)
+    net = build_q_network((4, 84, 84), 6, kind="nature_cnn", padding="same", init="fan_in_uniform")
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [layer.weight[0].numel() for layer in layers] == [4 * 8 * 8, 32 * 4 * 4, 64 * 3 * 3, 7744, 512]
+    for layer in layers:
+        fan_in, w = layer.weight[0].numel(), layer.weight.detach().double()
+        bound = (3.0 ** 0.5 / fan_in) ** 0.5  # sqrt(3 * (1 / sqrt 3) / fan_in)
+        assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
+        assert abs(float(w.var()) * fan_in * 3.0 ** 0.5 - 1.0) < 0.1  # variance 1 / (sqrt(3) fan_in)
+        assert torch.count_nonzero(layer.bias) == 0
+    noisy = build_q_network((4,), 2, hidden_sizes=(8,), noisy=True, noisy_sigma0=0.1, init="fan_in_uniform")
+    sigmas = [m.weight_sigma for m in noisy.modules() if hasattr(m, "weight_sigma")]
+    assert sigmas and torch.allclose(sigmas[0], torch.full_like(sigmas[0], 0.1 / 2.0))  # sigma0 / sqrt(4 inputs)
+
+
 def test_mlp_agents_take_the_network_group_and_refuse_what_they_cannot_build() -> None:
     from qlearn.errors import QlearnError
     from qlearn.networks import mlp_settings

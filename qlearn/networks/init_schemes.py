@@ -75,6 +75,18 @@ def xavier_zero_bias(layer: nn.Linear | nn.Conv2d | EnsembleLinear) -> None:
     nn.init.zeros_(layer.bias)
 
 
+DOPAMINE_FAN_IN_SCALE = 1.0 / math.sqrt(3.0)  # Dopamine's RainbowNetwork, QuantileNetwork, ImplicitQuantileNetwork
+
+
+def fan_in_uniform_zero_bias(layer: nn.Linear | nn.Conv2d, scale: float = DOPAMINE_FAN_IN_SCALE) -> None:
+    """Weights from ``U(-b, b)``, ``b = sqrt(3 scale / fan_in)`` (variance ``scale / fan_in``), zero biases: Flax's
+    ``variance_scaling(scale, "fan_in", "uniform")`` with its zero bias; ``scale = 1/sqrt(3)`` is Dopamine's C51,
+    QR-DQN and IQN networks' (google/dopamine @5873f54, dopamine/jax/networks.py)."""
+    fan_in = layer.weight[0].numel()  # in_features, or in_channels x kernel height x kernel width
+    _uniform(layer.weight, math.sqrt(3.0 * scale / fan_in))
+    nn.init.zeros_(layer.bias)
+
+
 def _linears(module: nn.Module) -> list[Linear]:
     """The linear layers of ``module``, input to output (registration order)."""
     return [m for m in module.modules() if isinstance(m, (nn.Linear, EnsembleLinear))]

@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from qlearn.networks.encoders import NATURE_FC, MLPEncoder, NatureCNN
-from qlearn.networks.init_schemes import xavier_zero_bias
+from qlearn.networks.init_schemes import fan_in_uniform_zero_bias, xavier_zero_bias
 from qlearn.networks.mlp import MLP
 from qlearn.networks.noisy import LinearFactory, linear_layer
 
@@ -99,8 +99,10 @@ def build_q_network(
 
     ``padding`` is the CNN's (``"valid"`` or ``"same"``, see :class:`NatureCNN`). ``init="torch"`` keeps
     PyTorch's default initialisation; ``"xavier_uniform"`` draws every weight from Glorot & Bengio's (2010)
-    uniform and zeroes the biases (Dopamine's JAX networks, ``nn.initializers.xavier_uniform()`` and Flax's
-    zero bias).
+    uniform and zeroes the biases (Dopamine's DQN and full-Rainbow JAX networks, ``nn.initializers.xavier_uniform()``
+    and Flax's zero bias); ``"fan_in_uniform"`` draws them from ``U(+-sqrt(sqrt(3) / fan_in))`` with zero biases
+    (Dopamine's C51, QR-DQN and IQN networks, ``variance_scaling(1/sqrt(3), "fan_in", "uniform")``). Neither
+    touches :class:`~qlearn.networks.noisy.NoisyLinear` layers, which keep the paper's initialisation.
 
     ``noisy=True`` builds every fully connected layer (hidden, fc and output; not the convolutions) as a
     :class:`~qlearn.networks.noisy.NoisyLinear` (Fortunato et al., 2018) with initial noise scale ``noisy_sigma0``
@@ -153,10 +155,11 @@ def build_q_network(
     else:
         head = linear(encoder.output_dim, num_actions)
     net = QNetwork(encoder, head)
-    if init == "xavier_uniform":
+    schemes = {"torch": None, "xavier_uniform": xavier_zero_bias, "fan_in_uniform": fan_in_uniform_zero_bias}
+    if init not in schemes:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(map(repr, schemes))}")
+    if (initialise := schemes[init]) is not None:
         for module in net.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
-                xavier_zero_bias(module)
-    elif init != "torch":
-        raise ValueError(f"unknown init {init!r}; choose 'torch' or 'xavier_uniform'")
+                initialise(module)
     return net
