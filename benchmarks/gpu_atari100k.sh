@@ -2,25 +2,13 @@
 # One call on a lent GPU machine (benchmarks/README.md, "DrQ(ε) on a GPU"): the CUDA tests, then DrQ(ε) Atari 100k
 # runs with device=cuda, all at once, one process (one torch thread) per run, each cut at RUN_SECONDS.
 # Usage there: RUN_SECONDS=480 bash benchmarks/gpu_atari100k.sh "Breakout 2" "MsPacman 1" ...
-# Python packages the machine lacks travel as wheels in .whl/ (gymnasium, ale-py, hydra-core, omegaconf, antlr4).
+# Python packages the machine lacks travel as wheels in .whl/ (gpu_setup.sh).
 # Results come back as $OUT/runs.tgz (each run's directory without checkpoints) and $OUT/summary.txt.
-set -u
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-OUT=${OUT:-/tmp/gpu_out}
+source "$(dirname "$0")/gpu_setup.sh"
 RUNS=/tmp/runs
-mkdir -p "$OUT" "$RUNS"
-RUN_SECONDS=${RUN_SECONDS:-480}
+mkdir -p "$RUNS"
 DEVICE=${DEVICE:-cuda}
 n_runs=$#
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name())"
-nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &
-smi=$!
 start=$(date +%s)
 pids=()
 for spec in "$@"; do
