@@ -200,6 +200,9 @@ def test_mlp_agents_take_the_network_group_and_refuse_what_they_cannot_build() -
     assert mlp_settings(None, "BC") == ((256, 256), "relu")
     with pytest.raises(QlearnError, match="network.dueling=false"):
         mlp_settings({**group, "dueling": True}, "REDQ/SAC/DroQ")
+    assert mlp_settings({**group, "init": "torch"}, "BC") == ((8, 4), "tanh")
+    with pytest.raises(QlearnError, match="network.init=torch"):
+        mlp_settings({**group, "init": "xavier_uniform"}, "TD3/DDPG")
     with pytest.raises(QlearnError, match="network.kind='nature_cnn' is not supported"):
         mlp_settings({"kind": "nature_cnn"}, "IQL")
     with pytest.raises(QlearnError, match="network.padding is not a setting"):

@@ -120,7 +120,7 @@ class MLP(nn.Module):
 
 def mlp_settings(network: Mapping[str, Any] | None, owner: str) -> tuple[tuple[int, ...], str]:
     """``(hidden_sizes, activation)`` from a ``network`` config (the ``network`` group: kind, hidden_sizes,
-    activation, dueling) for an agent whose networks are MLPs; refuses settings it cannot honour."""
+    activation, dueling, init, noisy) for an agent whose networks are MLPs; refuses settings it cannot honour."""
     network = dict(network or {})
     kind = network.pop("kind", "mlp")
     if kind not in ("mlp", "auto"):
@@ -131,6 +131,9 @@ def mlp_settings(network: Mapping[str, Any] | None, owner: str) -> tuple[tuple[i
     if network.pop("noisy", False) or network.pop("noisy_sigma0", None) is not None:
         raise QlearnError(f"{owner} explores without noisy layers: set network.noisy=false and leave "
                           "network.noisy_sigma0 unset.")
+    if (init := network.pop("init", "torch")) != "torch":
+        raise QlearnError(f"network.init={init!r} does not reach {owner}'s networks: set network.init=torch "
+                          "(REDQ/SAC/DroQ and IQL choose theirs with agent.init).")
     hidden_sizes = tuple(int(h) for h in network.pop("hidden_sizes", (256, 256)))
     activation = str(network.pop("activation", "relu"))
     if network:
