@@ -32,6 +32,7 @@ import statistics
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from drq_speed import interleaved  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
@@ -120,7 +121,7 @@ def bare_update(agent: str, device: torch.device):  # type: ignore[no-untyped-de
 
     def quantile_loss(pred: Tensor, y: Tensor, taus: Tensor) -> Tensor:  # [B, N], [B, M], [B, N] or [N]
         u = y[:, None, :] - pred[:, :, None]
-        huber = torch.where(u.abs() <= 1.0, 0.5 * u * u, u.abs() - 0.5)
+        huber = F.huber_loss(pred[:, :, None].expand_as(u), y[:, None, :].expand_as(u), reduction="none")  # kappa 1
         return ((taus.expand(pred.shape)[..., None] - (u.detach() < 0).float()).abs() * huber).mean(2).sum(1).mean()
 
     def update() -> None:
