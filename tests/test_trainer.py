@@ -352,3 +352,27 @@ def test_the_buffer_discounts_with_the_agents_gamma_and_a_mismatch_is_refused() 
     with pytest.raises(QlearnError, match="differs from the agent's"):
         OnlineTrainer(agent, env, ReplayBuffer(100, n_step=3, gamma=0.99, seed=0), total_steps=10,
                       learning_starts=8, batch_size=8)
+
+
+class FailingEval(gym.Wrapper):
+    """An evaluation env that dies in its first ``step`` (a run killed during the final evaluation)."""
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+
+def test_a_run_killed_in_its_final_evaluation_resumes_at_the_budget_and_only_evaluates(tmp_path: Path) -> None:
+    def trainer(eval_env: gym.Env) -> OnlineTrainer:
+        return OnlineTrainer(CountingAgent(), make_env("CartPole-v1", num_envs=1, seed=0), ReplayBuffer(1000, seed=0),
+                             eval_env=eval_env, run_dir=tmp_path, total_steps=300, learning_starts=50, batch_size=8,
+                             eval_every=0, eval_episodes=1, checkpoint_every=1000, progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer(FailingEval(gym.make("CartPole-v1"))).run()
+    assert [p.name for p in list_checkpoints(tmp_path)][-1] == "step_000000300.pt"
+    resumed = trainer(gym.make("CartPole-v1"))
+    resumed.resume_from()
+    assert resumed.env_step == 300
+    results = resumed.run()
+    assert resumed.agent.num_updates == 250 and results["final_eval"]["episodes"] == 1
+    assert [e["step"] for e in resumed.eval_history] == [300]

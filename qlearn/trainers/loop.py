@@ -316,8 +316,10 @@ class TrainingLoop(LoopControls):
         return save_checkpoint(self.run_dir, self.position, state, self._buffer_state(), keep=self.keep_checkpoints)
 
     def _finish(self, wall_time: float, rate: float) -> dict[str, Any]:
-        final = self._evaluate()
+        # checkpoint first: a run killed during a long final evaluation (100 Atari episodes can take an hour)
+        # resumes at the budget and only evaluates again
         self._checkpoint()
+        final = self._evaluate()
         final_eval = None
         if final is not None:
             keys = ("mean", "std", "episodes", "returns", *(s.name for s in self.scores))
