@@ -194,6 +194,7 @@ def test_resume_overrides_take_effect_or_are_refused_and_a_damaged_checkpoint_is
     assert proc.returncode == 0, proc.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["total_steps"] == 1500 and results["final_eval"]["episodes"] == 3
+    assert [e["step"] for e in results["evaluations"]].count(1000) == 1  # the first budget's final evaluation kept
     assert results["agent"] == "double_dqn"  # the run's agent, not this command's default choice
     config = (run_dir / "config.yaml").read_text()
     assert "total_steps: 1500" in config and "duration: 300" in config  # epsilon over 20% of the new budget

@@ -376,3 +376,6 @@ def test_a_run_killed_in_its_final_evaluation_resumes_at_the_budget_and_only_eva
     results = resumed.run()
     assert resumed.agent.num_updates == 250 and results["final_eval"]["episodes"] == 1
     assert [e["step"] for e in resumed.eval_history] == [300]
+    newest = list_checkpoints(tmp_path)[-1]  # rewritten after the evaluation, its replay file kept
+    assert [e["step"] for e in torch.load(newest, weights_only=True)["trainer"]["eval_history"]] == [300]
+    assert (newest.parent / newest.name.replace("step_", "replay_")).exists()

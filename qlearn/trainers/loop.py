@@ -308,18 +308,23 @@ class TrainingLoop(LoopControls):
             callback(self, result)
         return result
 
-    def _checkpoint(self) -> Path | None:
+    def _checkpoint(self, with_buffer: bool = True) -> Path | None:
+        """Save at ``position``; ``with_buffer=False`` rewrites the agent and counters only, keeping the replay file."""
         if self.run_dir is None:
             return None
         self._check_finite()  # never save a checkpoint taken after a NaN
         state = {"agent": self.agent.state_dict(), "trainer": self.state_dict(), "config": self.config}
-        return save_checkpoint(self.run_dir, self.position, state, self._buffer_state(), keep=self.keep_checkpoints)
+        buffer = self._buffer_state() if with_buffer else None
+        return save_checkpoint(self.run_dir, self.position, state, buffer, keep=self.keep_checkpoints)
 
     def _finish(self, wall_time: float, rate: float) -> dict[str, Any]:
         # checkpoint first: a run killed during a long final evaluation (100 Atari episodes can take an hour)
-        # resumes at the budget and only evaluates again
+        # resumes at the budget and only evaluates again; then again without the buffer, so that the checkpoint's
+        # history holds the final evaluation (a resume with a larger budget keeps it in results.json)
         self._checkpoint()
         final = self._evaluate()
+        if final is not None:
+            self._checkpoint(with_buffer=False)
         final_eval = None
         if final is not None:
             keys = ("mean", "std", "episodes", "returns", *(s.name for s in self.scores))
