@@ -40,7 +40,8 @@ def test_default_job_writes_results_config_and_tensorboard_events(tmp_path: Path
     assert invocation["versions"]["gymnasium"] and invocation["git"] is not None  # the tests run from a checkout
     log_lines = (run_dir / "train.log").read_text().splitlines()
     assert [line.split(" INFO ")[1].split(" (")[0] for line in log_lines] == [
-        "env step 500/1500", "env step 1000/1500", "env step 1500/1500"]  # a progress line at each evaluation
+        "env step 500/1500", "env step 1000/1500", "final evaluation: 2 episodes, epsilon 0",
+        "env step 1500/1500"]  # a progress line at each evaluation, and one as the final evaluation starts
     assert "env step 1000/1500" in proc.stdout  # outside a terminal the same lines reach the console
     # qlearn-eval on the saved run
     proc = run(EVAL + [f"checkpoint={run_dir}", "episodes=2"])

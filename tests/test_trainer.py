@@ -379,3 +379,21 @@ def test_a_run_killed_in_its_final_evaluation_resumes_at_the_budget_and_only_eva
     newest = list_checkpoints(tmp_path)[-1]  # rewritten after the evaluation, its replay file kept
     assert [e["step"] for e in torch.load(newest, weights_only=True)["trainer"]["eval_history"]] == [300]
     assert (newest.parent / newest.name.replace("step_", "replay_")).exists()
+
+
+def test_the_final_evaluation_is_announced_reports_progress_and_records_its_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import qlearn.trainers.loop as loop
+    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0.0)  # a progress line at every chance
+    trainer = make_trainer(CountingAgent(), run_dir=tmp_path, eval_env=make_env("CartPole-v1", seed=1),
+                           eval_every=0, eval_episodes=3)
+    with caplog.at_level("INFO", logger="qlearn"):
+        results = trainer.run()
+    messages = [r.getMessage() for r in caplog.records]
+    start = messages.index("final evaluation: 3 episodes, epsilon 0")
+    assert messages[start + 1:start + 4] == [
+        f"evaluating: {k}/3 episodes, mean return so far {np.mean(results['final_eval']['returns'][:k]):.2f}"
+        for k in (1, 2, 3)]
+    assert messages[start + 4].endswith(f"(3 episodes, {results['final_eval']['wall_time_s']:.0f} s)")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert 0.0 < saved["final_eval"]["wall_time_s"] < saved["wall_time_s"] + 60.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -19,12 +21,14 @@ def evaluate(
     *,
     seed: int,
     epsilon: float = 0.0,
+    on_episode: Callable[[list[float]], None] | None = None,
 ) -> dict[str, float | int | list[float]]:
     """Run ``episodes`` full episodes with the agent's deterministic policy and report raw returns.
 
     ``epsilon`` > 0 takes a uniformly random action with that probability (discrete actions only;
     the Nature DQN protocol evaluates with epsilon 0.05, Mnih et al., 2015, Methods). The env is
-    reset with ``seed`` every call, so successive evaluations see the same start states.
+    reset with ``seed`` every call, so successive evaluations see the same start states. ``on_episode``, if
+    given, is called with the returns so far each time episodes end (for progress reports on long evaluations).
     Returns ``{"mean", "std", "episodes", "returns", "lengths"}`` with the raw (unclipped) game score.
     """
     if episodes < 1:
@@ -58,6 +62,8 @@ def evaluate(
                 for ret, length in finished:
                     returns.append(float(ret))
                     lengths.append(int(length))
+                if on_episode is not None:
+                    on_episode(returns[:episodes])
     finally:
         agent.train(was_training)
     returns = returns[:episodes]

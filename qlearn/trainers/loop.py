@@ -287,12 +287,17 @@ class TrainingLoop(LoopControls):
         log.info("%s %d/%d (%.0f%%), %d updates; %s", self.unit, self.position, self.budget,
                  100.0 * self.position / max(self.budget, 1), self.updates_done, detail)
 
-    def _evaluate(self) -> dict[str, Any] | None:
+    def _evaluate(self, final: bool = False) -> dict[str, Any] | None:
         if self.eval_env is None:
             return None
         self._check_finite()
+        if final and self._bar is None:  # 100 Atari episodes can take half an hour: say what the silence is
+            log.info("final evaluation: %d episodes, epsilon %g", self.eval_episodes, self.eval_epsilon)
+        start = self._last_line = time.perf_counter()  # evaluation progress lines count from here
         result: dict[str, Any] = evaluate(self.agent, self.eval_env, self.eval_episodes,
-                                          seed=self.seed + EVAL_SEED_OFFSET, epsilon=self.eval_epsilon)
+                                          seed=self.seed + EVAL_SEED_OFFSET, epsilon=self.eval_epsilon,
+                                          on_episode=None if self._bar is not None else self._eval_progress)
+        result["wall_time_s"] = time.perf_counter() - start
         scalars = {"eval/episode_return": result["mean"], "eval/episode_return_std": result["std"]}
         record: dict[str, float] = {"step": self.position, "mean": result["mean"], "std": result["std"]}
         for score in self.scores:
@@ -303,10 +308,18 @@ class TrainingLoop(LoopControls):
         append_evaluation(self.run_dir, self.position, result, [s.name for s in self.scores])
         if self._bar is None:
             extra = "".join(f", {s.name} {result[s.name]:.1f}" for s in self.scores)
-            self._progress_line(f"eval {result['mean']:.2f} ± {result['std']:.2f}{extra}")
+            self._progress_line(f"eval {result['mean']:.2f} ± {result['std']:.2f}{extra} "
+                                f"({result['episodes']} episodes, {result['wall_time_s']:.0f} s)")
         for callback in self.on_evaluation:
             callback(self, result)
         return result
+
+    def _eval_progress(self, returns: list[float]) -> None:
+        """During a long evaluation, a line at most every ``PROGRESS_SECONDS``: episodes done, mean so far."""
+        if time.perf_counter() - self._last_line >= PROGRESS_SECONDS:
+            self._last_line = time.perf_counter()
+            log.info("evaluating: %d/%d episodes, mean return so far %.2f", len(returns), self.eval_episodes,
+                     sum(returns) / len(returns))
 
     def _checkpoint(self, with_buffer: bool = True) -> Path | None:
         """Save at ``position``; ``with_buffer=False`` rewrites the agent and counters only, keeping the replay file."""
@@ -322,12 +335,12 @@ class TrainingLoop(LoopControls):
         # resumes at the budget and only evaluates again; then again without the buffer, so that the checkpoint's
         # history holds the final evaluation (a resume with a larger budget keeps it in results.json)
         self._checkpoint()
-        final = self._evaluate()
+        final = self._evaluate(final=True)
         if final is not None:
             self._checkpoint(with_buffer=False)
         final_eval = None
         if final is not None:
-            keys = ("mean", "std", "episodes", "returns", *(s.name for s in self.scores))
+            keys = ("mean", "std", "episodes", "returns", *(s.name for s in self.scores), "wall_time_s")
             final_eval = {k: final[k] for k in keys}
         results: dict[str, Any] = {
             "agent": self.config.get("agent_name", type(self.agent).__name__),
@@ -338,7 +351,7 @@ class TrainingLoop(LoopControls):
             "final_eval": final_eval,
             "evaluations": self.eval_history,
             "scores": {s.name: s.reference for s in self.scores},
-            "wall_time_s": wall_time,
+            "wall_time_s": wall_time,  # the loop to the budget; the final evaluation's own time is final_eval's
             "device": str(self.device),
             **self._results(),
         }
