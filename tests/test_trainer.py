@@ -394,6 +394,6 @@ def test_the_final_evaluation_is_announced_reports_progress_and_records_its_time
     assert messages[start + 1:start + 4] == [
         f"evaluating: {k}/3 episodes, mean return so far {np.mean(results['final_eval']['returns'][:k]):.2f}"
         for k in (1, 2, 3)]
-    assert messages[start + 4].endswith(f"(3 episodes, {results['final_eval']['wall_time_s']:.0f} s)")
+    assert messages[start + 4].endswith(f"(3 episodes, {results['final_eval']['wall_time_s']:.1f} s)")
     saved = json.loads((tmp_path / "results.json").read_text())
     assert 0.0 < saved["final_eval"]["wall_time_s"] < saved["wall_time_s"] + 60.0

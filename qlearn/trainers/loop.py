@@ -309,7 +309,7 @@ class TrainingLoop(LoopControls):
         if self._bar is None:
             extra = "".join(f", {s.name} {result[s.name]:.1f}" for s in self.scores)
             self._progress_line(f"eval {result['mean']:.2f} ± {result['std']:.2f}{extra} "
-                                f"({result['episodes']} episodes, {result['wall_time_s']:.0f} s)")
+                                f"({result['episodes']} episodes, {result['wall_time_s']:.1f} s)")
         for callback in self.on_evaluation:
             callback(self, result)
         return result
