@@ -98,13 +98,14 @@ def test_the_repository_reference_files_load() -> None:
 
 def fake_run(directory: Path, seed: int, final: float, curve: list[tuple[int, float]], agent: str = "dqn",
              config: dict | None = None, env_id: str = "CartPole-v1", experiment: str | None = None,
-             scores: dict[str, float] | None = None) -> None:
+             scores: dict[str, float] | None = None, eval_time_s: float | None = None) -> None:
     directory.mkdir(parents=True)
     if config is not None:
         (directory / "config.yaml").write_text(yaml.safe_dump(config))
     (directory / "results.json").write_text(json.dumps({
         "agent": agent, "experiment": experiment, "env_id": env_id, "seed": seed, "total_steps": curve[-1][0],
-        "updates": 0, "final_eval": {"mean": final, "std": 0.0, "episodes": 10, **(scores or {})},
+        "updates": 0, "final_eval": {"mean": final, "std": 0.0, "episodes": 10, **(scores or {}),
+                                     **({} if eval_time_s is None else {"wall_time_s": eval_time_s})},
         "scores": {name: [0.0, 1.0] for name in scores or {}},
         "evaluations": [{"step": s, "mean": m, "std": 0.0} for s, m in curve], "wall_time_s": 10.0 + seed,
     }))
@@ -282,3 +283,15 @@ def test_unknown_launcher_is_refused_with_the_choices() -> None:
     check_launcher("joblib")  # installed with the dev extras
     with pytest.raises(QlearnError, match="choose from"):
         check_launcher("slurmish")
+
+
+def test_the_final_evaluation_time_is_reported_for_the_runs_that_recorded_it(tmp_path: Path) -> None:
+    for seed, eval_time in enumerate([30.0, 50.0, None]):
+        fake_run(tmp_path / "runs" / f"seed{seed}", seed, 100.0, [(1000, 100.0)], eval_time_s=eval_time)
+    runs = read_sweep(tmp_path / "runs")
+    text = write_report(runs, [], tmp_path / "out", reps=100).read_text()
+    assert "then the final evaluation: median 40 s (min 30, max 50, 2 of 3 runs recorded it)" in text
+    with open(tmp_path / "out" / "runs.csv") as f:
+        rows = sorted(csv.DictReader(f), key=lambda row: row["seed"])
+    assert [row["final_eval_time_s"] for row in rows] == ["30.0", "50.0", ""]
+    assert [row["wall_time_s"] for row in rows] == ["10.0", "11.0", "12.0"]

@@ -116,6 +116,16 @@ def few_seeds_warning(label: str, seeds: int) -> str | None:
             f"before reading it as an interval.")
 
 
+def eval_time_note(runs: list[Run]) -> str:
+    """The final evaluation's time per run (outside ``wall_time_s``), for the runs whose results.json has it."""
+    times = [r.eval_time_s for r in runs if r.eval_time_s is not None]
+    if not times:
+        return ""
+    counted = "" if len(times) == len(runs) else f", {len(times)} of {len(runs)} runs recorded it"
+    return (f", then the final evaluation: median {np.median(times):.0f} s (min {min(times):.0f}, "
+            f"max {max(times):.0f}{counted})")
+
+
 def write_report(runs: list[Run], references: list[Reference], out_dir: str | Path, *, command: str | None = None,
                  reps: int = 2000) -> Path:
     """Write ``report.md``, ``runs.csv`` and, per experiment, ``<label>.csv`` and ``<label>.png`` into ``out_dir``."""
@@ -124,11 +134,13 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
     summaries = summarize(runs, references, reps)
     with open(out_dir / "runs.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["experiment", "seed", "final_return", "normalized_score", "budget", "wall_time_s", "path"])
+        writer.writerow(["experiment", "seed", "final_return", "normalized_score", "budget", "wall_time_s",
+                         "final_eval_time_s", "path"])
         for summary in summaries:
             for run in summary.runs:
                 writer.writerow([summary.label, run.seed, run.final, run.normalized, run.budget,
-                                 round(run.wall_time_s, 1), os.path.relpath(run.path, out_dir)])
+                                 round(run.wall_time_s, 1), "" if run.eval_time_s is None else round(run.eval_time_s, 1),
+                                 os.path.relpath(run.path, out_dir)])
     lines = ["# qlearn reproduction report", ""]
     if command:
         lines += ["```bash", command, "```", ""]
@@ -155,7 +167,8 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
         walls = [r.wall_time_s for r in summary.runs]
         lines += [f"## {summary.label}", "",
                   (f"- seeds: {', '.join(str(r.seed) for r in summary.runs)}; budget {', '.join(f'{b:,}' for b in budgets)} "
-                   f"{unit}; wall time per run median {np.median(walls):.0f} s (min {min(walls):.0f}, max {max(walls):.0f})"),
+                   f"{unit}; wall time per run median {np.median(walls):.0f} s (min {min(walls):.0f}, max {max(walls):.0f})"
+                   + eval_time_note(summary.runs)),
                   f"- final {summary.metric} per seed: {', '.join(f'{s:.2f}' for s in summary.scores)}"
                   + (f" (returns {returns})" if summary.metric != "return" else ""),
                   f"- **IQM {summary.iqm:.2f} [95% CI {summary.ci[0]:.2f}, {summary.ci[1]:.2f}]**, mean {summary.mean:.2f}",

@@ -35,10 +35,11 @@ class Run:
     steps: np.ndarray            # evaluation points (env steps online, gradient updates offline)
     returns: np.ndarray          # mean greedy return at each point
     budget: int                  # env steps (online) or updates (offline) the run trained for
-    wall_time_s: float
+    wall_time_s: float           # training to the budget (results.json's ``wall_time_s``)
     settings: dict[str, Any] = field(default_factory=dict)  # flat config.yaml without seeds and NOT_SETTINGS
     experiment: str | None = None  # the preset the run follows (``experiment=`` of qlearn-train), if any
     scores: dict[str, float] = field(default_factory=dict)  # the final evaluation's Scores, e.g. Atari's HNS
+    eval_time_s: float | None = None  # the final evaluation's own time (runs written before 2026-12-05 lack it)
 
     @property
     def offline(self) -> bool:
@@ -65,6 +66,7 @@ def read_run(results_path: Path) -> Run:
             budget=int(data["updates"] if offline else data["total_steps"]), wall_time_s=float(data["wall_time_s"]),
             settings=read_settings(results_path.parent / "config.yaml"), experiment=data.get("experiment"),
             scores={name: float(final[name]) for name in data.get("scores") or {} if final.get(name) is not None},
+            eval_time_s=None if final.get("wall_time_s") is None else float(final["wall_time_s"]),
         )
     except (KeyError, TypeError) as exc:
         raise QlearnError(f"{results_path} is not a qlearn-train results.json (missing {exc}).") from exc
