@@ -259,6 +259,27 @@ def test_a_setting_added_after_the_run_was_made_keeps_its_default_unless_the_com
         config_for_resume(stored, OmegaConf.merge(fresh, {"network": {"hidden_sizes": [32]}}), ["resume=auto"])
 
 
+def test_a_config_group_choice_on_resume_to_a_run_dir_is_refused_and_the_logger_may_change_on_resume_auto() -> None:
+    from omegaconf import OmegaConf
+
+    from qlearn.cli.resume import config_for_resume
+    from qlearn.errors import QlearnError
+
+    old = {"logger": {}, "agent": {"lr": 0.001}, "total_steps": 100, "env": {"id": "CartPole-v1"}}
+    stored = {"resolved": old, "composed": old}
+    for choice in ("logger=none", "logger=[tensorboard,csv]", "agent=double_dqn", "+logger=wandb"):
+        with pytest.raises(QlearnError, match=r"resume=<run_dir> cannot pick a config group .*resume=auto"):
+            config_for_resume(stored, None, [choice])
+    merged = config_for_resume(stored, None, ["agent.lr=0.001", "total_steps=200"])  # a section's keys: fine
+    assert merged.total_steps == 200 and merged.agent.lr == 0.001
+    # resume=auto composes the command's groups: a logger swap reaches the check as a changed section, and may change
+    fresh = OmegaConf.create({**old, "logger": {"tensorboard": {}, "csv": {}}})
+    assert set(config_for_resume(stored, fresh, ["resume=auto", "logger=[tensorboard,csv]"]).logger) == {
+        "tensorboard", "csv"}
+    with pytest.raises(QlearnError, match="agent.lr cannot change when a run resumes"):  # the agent still may not
+        config_for_resume(stored, OmegaConf.create({**old, "agent": {}}), ["resume=auto"])
+
+
 def test_resume_to_a_run_dir_holds_job_overrides_back_from_hydra() -> None:
     """With resume=<run_dir> the job's overrides are checked against the stored run only; Hydra keeps resume=, hydra.*,
     flags and their values; resume=auto and sweeps pass through untouched."""

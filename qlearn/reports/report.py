@@ -116,14 +116,18 @@ def few_seeds_warning(label: str, seeds: int) -> str | None:
             f"before reading it as an interval.")
 
 
+def seconds_spread(seconds: list[float], note: str = "") -> str:
+    """``median X s (min a, max b<note>)``: how long runs took."""
+    return f"median {np.median(seconds):.0f} s (min {min(seconds):.0f}, max {max(seconds):.0f}{note})"
+
+
 def eval_time_note(runs: list[Run]) -> str:
     """The final evaluation's time per run (outside ``wall_time_s``), for the runs whose results.json has it."""
     times = [r.eval_time_s for r in runs if r.eval_time_s is not None]
     if not times:
         return ""
     counted = "" if len(times) == len(runs) else f", {len(times)} of {len(runs)} runs recorded it"
-    return (f", then the final evaluation: median {np.median(times):.0f} s (min {min(times):.0f}, "
-            f"max {max(times):.0f}{counted})")
+    return f", then the final evaluation: {seconds_spread(times, counted)}"
 
 
 def write_report(runs: list[Run], references: list[Reference], out_dir: str | Path, *, command: str | None = None,
@@ -167,8 +171,7 @@ def write_report(runs: list[Run], references: list[Reference], out_dir: str | Pa
         walls = [r.wall_time_s for r in summary.runs]
         lines += [f"## {summary.label}", "",
                   (f"- seeds: {', '.join(str(r.seed) for r in summary.runs)}; budget {', '.join(f'{b:,}' for b in budgets)} "
-                   f"{unit}; wall time per run median {np.median(walls):.0f} s (min {min(walls):.0f}, max {max(walls):.0f})"
-                   + eval_time_note(summary.runs)),
+                   f"{unit}; wall time per run {seconds_spread(walls)}{eval_time_note(summary.runs)}"),
                   f"- final {summary.metric} per seed: {', '.join(f'{s:.2f}' for s in summary.scores)}"
                   + (f" (returns {returns})" if summary.metric != "return" else ""),
                   f"- **IQM {summary.iqm:.2f} [95% CI {summary.ci[0]:.2f}, {summary.ci[1]:.2f}]**, mean {summary.mean:.2f}",
